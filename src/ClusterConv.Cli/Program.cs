@@ -1,1 +1,11 @@
-return 0;
+using System.CommandLine;
+using ClusterConv.Cli;
+using ClusterConv.Cli.Commands;
+
+var root = new RootCommand("ClusterConv: train convolutional networks and watch, filter by filter, how they learn.");
+root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(SummaryCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+var parse = root.Parse(args);
+var exit = parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+return exit;

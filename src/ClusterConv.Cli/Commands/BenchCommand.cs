@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Kernels;
+using ClusterConv.Engine.Layers;
+using ClusterConv.Engine.Specs;
+using Spectre.Console;
+
+namespace ClusterConv.Cli.Commands;
+
+/// <summary>`clusterconv bench`: times one training step of a model (keras-cnn by default) and each layer's forward and backward.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model to time (built-in name or Keras JSON file).", DefaultValueFactory = _ => "keras-cnn" };
+        var batchSize = CommonOptions.Positive("--batch-size", "Samples per step.", 64);
+        var threads = CommonOptions.Threads();
+        var steps = CommonOptions.Positive("--steps", "Timed steps (after warm-up).", 30);
+        var json = CommonOptions.Json("the measurements");
+        var verbose = CommonOptions.Verbose();
+        var command = new Command("bench", "Time a training step and each layer; compare with this machine's FMA peak.")
+        {
+            model, batchSize, threads, steps, json, verbose,
+        };
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ =>
+        {
+            var result = Measure(ModelCatalog.Resolve(parse.GetValue(model)!), parse.GetValue(batchSize), parse.GetValue(threads), parse.GetValue(steps));
+            if (parse.GetValue(json))
+            {
+                Console.Out.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                Print(result);
+            }
+
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    /// <summary>Measures and returns the JSON result (samples_per_second, gflops, peak_gflops, threads, batch_size, layers).</summary>
+    public static JsonObject Measure(ModelSpec spec, int batchSize, int threads, int steps)
+    {
+        using var pool = new ComputePool(threads);
+        var model = new Model(spec);
+        model.Initialize(1);
+        var random = new DeterministicRandom(3);
+        var input = new Tensor(batchSize, model.InputShape);
+        foreach (ref var v in input.Span)
+        {
+            v = random.NextFloat();
+        }
+
+        var dLogits = new float[batchSize * model.Classes];
+        foreach (ref var v in dLogits.AsSpan())
+        {
+            v = (random.NextFloat() - 0.5f) / batchSize;
+        }
+
+        var context = new StepContext(true, pool, 1, 0, Enumerable.Range(0, batchSize).ToArray());
+        void Step()
+        {
+            model.Forward(input, context);
+            model.Backward(dLogits, context);
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            Step();
+        }
+
+        var stepTimes = new double[steps];
+        for (var i = 0; i < steps; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Step();
+            stepTimes[i] = clock.Elapsed.TotalSeconds;
+        }
+
+        var stepSeconds = Median(stepTimes);
+
+        // Per layer: forward and backward timed in isolation on the buffers of the last step.
+        var layers = new JsonArray();
+        double totalFlops = 0;
+        var shape = model.InputShape;
+        for (var li = 0; li < model.Layers.Count; li++)
+        {
+            var layer = model.Layers[li];
+            var x = li == 0 ? input : model.LayerOutput(li - 1);
+            var y = model.LayerOutput(li);
+            var dY = new Tensor(batchSize, layer.OutputShape);
+            dY.Span.Fill(1e-3f);
+            var dX = new Tensor(batchSize, layer.InputShape);
+            var forward = TimeMedian(() => layer.Forward(y, x, context), steps);
+            var backward = TimeMedian(() => layer.Backward(dX, dY, x, y, context), steps);
+            var flops = ForwardFlops(spec.Layers[li], shape, batchSize);
+            var backwardFlops = flops * (li == 0 ? 1 : 2);
+            totalFlops += flops + backwardFlops;
+            layers.Add(new JsonObject
+            {
+                ["name"] = layer.Name,
+                ["type"] = layer.TypeName,
+                ["forward_ms"] = Math.Round(forward * 1e3, 3),
+                ["backward_ms"] = Math.Round(backward * 1e3, 3),
+                ["forward_gflops"] = flops > 0 ? Math.Round(flops / forward / 1e9, 2) : null,
+                ["backward_gflops"] = backwardFlops > 0 ? Math.Round(backwardFlops / backward / 1e9, 2) : null,
+            });
+            shape = layer.OutputShape;
+        }
+
+        var peak = FmaPeak.MeasureGflops(pool, TimeSpan.FromSeconds(1));
+        return new JsonObject
+        {
+            ["model"] = spec.Name,
+            ["batch_size"] = batchSize,
+            ["threads"] = threads,
+            ["step_ms"] = Math.Round(stepSeconds * 1e3, 3),
+            ["samples_per_second"] = Math.Round(batchSize / stepSeconds, 1),
+            ["gflops"] = Math.Round(totalFlops / stepSeconds / 1e9, 2),
+            ["peak_gflops"] = Math.Round(peak, 2),
+            ["percent_of_peak"] = Math.Round(100 * totalFlops / stepSeconds / 1e9 / peak, 1),
+            ["layers"] = layers,
+        };
+    }
+
+    /// <summary>Multiply-adds of a layer's forward pass counted as 2 FLOPs (convolution and dense only).</summary>
+    public static double ForwardFlops(LayerSpec spec, SampleShape input, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var output = spec.OutputShape(input);
+        return spec switch
+        {
+            Conv2DSpec c => 2.0 * batch * output.C * output.H * output.W * input.C * c.KernelH * c.KernelW,
+            DenseSpec d => 2.0 * batch * d.Units * input.Size,
+            _ => 0,
+        };
+    }
+
+    private static void Print(JsonObject r)
+    {
+        var table = new Table().AddColumns("layer", "type", "forward ms", "backward ms", "fwd GFLOP/s", "bwd GFLOP/s");
+        foreach (var l in r["layers"]!.AsArray())
+        {
+            table.AddRow(l!["name"]!.ToString(), l["type"]!.ToString(), l["forward_ms"]!.ToString(), l["backward_ms"]!.ToString(), l["forward_gflops"]?.ToString() ?? "", l["backward_gflops"]?.ToString() ?? "");
+        }
+
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated(
+            $"[bold]{r["model"]}[/] batch {r["batch_size"]}, {r["threads"]} threads: step {r["step_ms"]} ms, [green]{r["samples_per_second"]} samples/s[/], {r["gflops"]} GFLOP/s of {r["peak_gflops"]} FMA peak ({r["percent_of_peak"]}%)");
+    }
+
+    private static double TimeMedian(Action action, int repeats)
+    {
+        action();
+        var times = new double[repeats];
+        for (var i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            times[i] = clock.Elapsed.TotalSeconds;
+        }
+
+        return Median(times);
+    }
+
+    private static double Median(double[] values)
+    {
+        Array.Sort(values);
+        return values[values.Length / 2];
+    }
+}

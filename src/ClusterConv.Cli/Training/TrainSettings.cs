@@ -1,0 +1,45 @@
+namespace ClusterConv.Cli.Training;
+
+/// <summary>Everything `clusterconv train` was asked to do; recorded in summary.json.</summary>
+public sealed record TrainSettings
+{
+    public string Model { get; init; } = "keras-cnn";
+
+    /// <summary>"fashion-mnist", "synthetic", or a folder of IDX files.</summary>
+    public string Data { get; init; } = "fashion-mnist";
+
+    public int Epochs { get; init; } = 3;
+
+    public int BatchSize { get; init; } = 64;
+
+    public string Optimizer { get; init; } = "adam";
+
+    /// <summary>Null: the optimizer's default (Adam 1e-3, SGD 1e-2).</summary>
+    public float? LearningRate { get; init; }
+
+    /// <summary>"constant", "step", or "cosine".</summary>
+    public string Schedule { get; init; } = "constant";
+
+    public ulong Seed { get; init; } = 1;
+
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    public int? TrainLimit { get; init; }
+
+    public int? TestLimit { get; init; }
+
+    public long? MaxSteps { get; init; }
+
+    public string OutDir { get; init; } = "runs/latest";
+
+    /// <summary>Per-filter statistics every this many steps (0 = never).</summary>
+    public int StatsEvery { get; init; } = 10;
+
+    /// <summary>A step line in metrics.jsonl every this many steps (steps with statistics always log).</summary>
+    public int LogEvery { get; init; } = 10;
+
+    /// <summary>Steps without any positive output before a filter counts as dead.</summary>
+    public int DeadWindow { get; init; } = 100;
+
+    public bool Augment { get; init; }
+}

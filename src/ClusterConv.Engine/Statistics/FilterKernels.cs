@@ -1,0 +1,137 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace ClusterConv.Engine.Statistics;
+
+/// <summary>Reductions behind the per-filter statistics; each has a plain reference beside it.</summary>
+public static class FilterKernels
+{
+    /// <summary>L2 norm of each row of a (rows, columns) row-major matrix, accumulated in double.</summary>
+    public static void RowNorms(ReadOnlySpan<float> matrix, int rows, Span<float> norms)
+    {
+        var columns = CheckMatrix(matrix, rows, norms);
+        for (var r = 0; r < rows; r++)
+        {
+            var row = matrix.Slice(r * columns, columns);
+            norms[r] = (float)Math.Sqrt(SumOfSquares(row));
+        }
+    }
+
+    /// <summary>L2 norm of each row of (after − before).</summary>
+    public static void RowDistances(ReadOnlySpan<float> after, ReadOnlySpan<float> before, int rows, Span<float> distances)
+    {
+        var columns = CheckMatrix(after, rows, distances);
+        if (before.Length != after.Length)
+        {
+            throw new ArgumentException("before and after differ in length", nameof(before));
+        }
+
+        for (var r = 0; r < rows; r++)
+        {
+            double sum = 0;
+            var a = after.Slice(r * columns, columns);
+            var b = before.Slice(r * columns, columns);
+            for (var i = 0; i < columns; i++)
+            {
+                double d = a[i] - b[i];
+                sum += d * d;
+            }
+
+            distances[r] = (float)Math.Sqrt(sum);
+        }
+    }
+
+    /// <summary>
+    /// For activations (N, C, H, W): per channel, how many values are &gt; 0 and how many are exactly 0.
+    /// Counts add to the existing values (callers clear them), so several batches can be combined.
+    /// </summary>
+    public static void CountPerChannel(Tensor activations, Span<long> positive, Span<long> zero)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        var c = activations.C;
+        if (positive.Length != c || zero.Length != c)
+        {
+            throw new ArgumentException($"count spans must have {c} entries (one per channel)", nameof(positive));
+        }
+
+        var plane = activations.H * activations.W;
+        var data = activations.Span;
+        for (var n = 0; n < activations.N; n++)
+        {
+            for (var k = 0; k < c; k++)
+            {
+                var (p, z) = CountSigns(data.Slice(((n * c) + k) * plane, plane));
+                positive[k] += p;
+                zero[k] += z;
+            }
+        }
+    }
+
+    /// <summary>Number of values &gt; 0 and exactly 0 (NaN counts as neither).</summary>
+    public static (long Positive, long Zero) CountSigns(ReadOnlySpan<float> values)
+    {
+        long positive = 0, zero = 0;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
+        {
+            ref var start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var v = Vector256.LoadUnsafe(ref start, (nuint)i);
+                positive += BitOperations.PopCount(Vector256.GreaterThan(v, Vector256<float>.Zero).ExtractMostSignificantBits());
+                zero += BitOperations.PopCount(Vector256.Equals(v, Vector256<float>.Zero).ExtractMostSignificantBits());
+            }
+        }
+
+        var (p, z) = CountSignsReference(values[i..]);
+        return (positive + p, zero + z);
+    }
+
+    public static (long Positive, long Zero) CountSignsReference(ReadOnlySpan<float> values)
+    {
+        long positive = 0, zero = 0;
+        foreach (var v in values)
+        {
+            if (v > 0f)
+            {
+                positive++;
+            }
+            else if (v == 0f)
+            {
+                zero++;
+            }
+        }
+
+        return (positive, zero);
+    }
+
+    private static double SumOfSquares(ReadOnlySpan<float> row)
+    {
+        // Blocks of float SIMD sums combined in double: fast and accurate enough for a norm.
+        const int Block = 1024;
+        double sum = 0;
+        for (var start = 0; start < row.Length; start += Block)
+        {
+            var block = row.Slice(start, Math.Min(Block, row.Length - start));
+            sum += TensorPrimitives.SumOfSquares(block);
+        }
+
+        return sum;
+    }
+
+    private static int CheckMatrix(ReadOnlySpan<float> matrix, int rows, Span<float> perRow)
+    {
+        if (rows <= 0 || matrix.Length % rows != 0)
+        {
+            throw new ArgumentException($"matrix of {matrix.Length} values cannot have {rows} rows", nameof(rows));
+        }
+
+        if (perRow.Length != rows)
+        {
+            throw new ArgumentException($"output must have {rows} entries", nameof(perRow));
+        }
+
+        return matrix.Length / rows;
+    }
+}

@@ -1,0 +1,246 @@
+using ClusterConv.Engine.Layers;
+
+namespace ClusterConv.Engine.Statistics;
+
+/// <summary>
+/// Per-filter statistics of one Conv2D layer (per unit for Dense) at one step, as plain values.
+/// Index i of every array is filter (output channel) i.
+/// </summary>
+/// <param name="Layer">Layer name.</param>
+/// <param name="LayerType">"Conv2D" or "Dense".</param>
+/// <param name="GradientNorm">L2 norm of each filter's kernel gradient (bias excluded).</param>
+/// <param name="WeightNorm">L2 norm of each filter's kernel after the update.</param>
+/// <param name="UpdateRatio">‖w_after − w_before‖ / ‖w_before‖ per filter (0 where the weights were all zero).</param>
+/// <param name="Sparsity">Per filter, the fraction of activation outputs exactly zero (relu) or at or below zero (other activations).</param>
+/// <param name="SparsityMetric">"sparsity" for relu (exact zeros), "nonpositive_fraction" for any other activation.</param>
+/// <param name="Activation">The activation the sparsity was measured after.</param>
+/// <param name="DeadFilters">Filters with no positive output for any sample over the dead-filter window.</param>
+public sealed record FilterStatistics(
+    string Layer,
+    string LayerType,
+    float[] GradientNorm,
+    float[] WeightNorm,
+    float[] UpdateRatio,
+    float[] Sparsity,
+    string SparsityMetric,
+    string Activation,
+    int[] DeadFilters);
+
+/// <summary>
+/// Collects <see cref="FilterStatistics"/> for every Conv2D and Dense layer of a model. Per step:
+/// <see cref="ObserveActivations"/> after the forward pass, <see cref="BeforeUpdate"/> before the
+/// optimizer changes the weights, <see cref="Complete"/> after it. Dead-filter tracking needs
+/// <see cref="ObserveActivations"/> on every step of the window; the rest only on steps that report.
+/// </summary>
+public sealed class FilterStatisticsCollector
+{
+    private readonly Model model;
+    private readonly TrackedLayer[] tracked;
+
+    /// <param name="model">The model whose layers are measured.</param>
+    /// <param name="deadWindow">Observed steps without a single positive output before a filter counts as dead.</param>
+    public FilterStatisticsCollector(Model model, int deadWindow = 100)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(deadWindow);
+        this.model = model;
+        DeadWindow = deadWindow;
+        var list = new List<TrackedLayer>();
+        for (var i = 0; i < model.Layers.Count; i++)
+        {
+            var layer = model.Layers[i];
+            var (kernel, activation) = layer switch
+            {
+                Conv2D conv => (conv.Parameters[0], conv.Activation),
+                Dense dense => (dense.Parameters[0], dense.Activation),
+                _ => (null, default(Activation)),
+            };
+            if (kernel is null)
+            {
+                continue;
+            }
+
+            // Sparsity is measured where the non-linearity is: the fused activation, or the first
+            // stand-alone activation before the next layer with weights (e.g. Conv2D, BatchNorm, ReLU).
+            var outputIndex = i;
+            if (activation.Kind == ActivationKind.Linear)
+            {
+                for (var j = i + 1; j < model.Layers.Count && model.Layers[j] is not (Conv2D or Dense); j++)
+                {
+                    if (model.Layers[j] is ActivationLayer standalone)
+                    {
+                        outputIndex = j;
+                        activation = standalone.Activation;
+                        break;
+                    }
+                }
+            }
+
+            list.Add(new TrackedLayer(layer, kernel, outputIndex, activation, deadWindow));
+        }
+
+        tracked = list.ToArray();
+    }
+
+    public int DeadWindow { get; }
+
+    /// <summary>Names of the measured layers in model order.</summary>
+    public IEnumerable<string> LayerNames => tracked.Select(t => t.Layer.Name);
+
+    /// <summary>Counts positive and zero outputs per filter of the last forward pass and advances the dead-filter window.</summary>
+    public void ObserveActivations(long step)
+    {
+        foreach (var t in tracked)
+        {
+            Array.Clear(t.Positive);
+            Array.Clear(t.Zero);
+            var output = model.LayerOutput(t.OutputIndex);
+            FilterKernels.CountPerChannel(output, t.Positive, t.Zero);
+            t.Total = (long)output.N * output.H * output.W;
+            t.Dead.Observe(step, t.Positive);
+        }
+    }
+
+    /// <summary>Keeps a copy of every measured kernel so the update ratio can be computed.</summary>
+    public void BeforeUpdate()
+    {
+        foreach (var t in tracked)
+        {
+            t.Kernel.Value.CopyTo(t.Before, 0);
+        }
+    }
+
+    /// <summary>Statistics of the step: gradients as the optimizer saw them, weights after the update.</summary>
+    public IReadOnlyList<FilterStatistics> Complete()
+    {
+        var result = new FilterStatistics[tracked.Length];
+        for (var i = 0; i < tracked.Length; i++)
+        {
+            var t = tracked[i];
+            var rows = t.Kernel.Rows;
+            var gradientNorm = new float[rows];
+            var weightNorm = new float[rows];
+            var beforeNorm = new float[rows];
+            var updateRatio = new float[rows];
+            FilterKernels.RowNorms(t.Kernel.Gradient, rows, gradientNorm);
+            FilterKernels.RowNorms(t.Kernel.Value, rows, weightNorm);
+            FilterKernels.RowNorms(t.Before, rows, beforeNorm);
+            FilterKernels.RowDistances(t.Kernel.Value, t.Before, rows, updateRatio);
+            for (var r = 0; r < rows; r++)
+            {
+                updateRatio[r] = beforeNorm[r] > 0f ? updateRatio[r] / beforeNorm[r] : 0f;
+            }
+
+            var relu = t.Activation.Kind == ActivationKind.Relu;
+            var sparsity = new float[rows];
+            for (var r = 0; r < rows; r++)
+            {
+                // relu outputs are never negative, so "exactly zero" is the whole non-positive part.
+                var nonPositive = relu ? t.Zero[r] : t.Total - t.Positive[r];
+                sparsity[r] = t.Total > 0 ? (float)((double)nonPositive / t.Total) : 0f;
+            }
+
+            result[i] = new FilterStatistics(
+                t.Layer.Name,
+                t.Layer.TypeName,
+                gradientNorm,
+                weightNorm,
+                updateRatio,
+                sparsity,
+                relu ? "sparsity" : "nonpositive_fraction",
+                t.Activation.KerasName,
+                t.Dead.DeadFilters());
+        }
+
+        return result;
+    }
+
+    /// <summary>Step at which each currently dead filter of a layer stopped producing positive output.</summary>
+    public IReadOnlyDictionary<int, long> DeadSince(string layerName) =>
+        tracked.First(t => t.Layer.Name == layerName).Dead.DeadSince();
+
+    private sealed class TrackedLayer(Layer layer, Parameter kernel, int outputIndex, Activation activation, int deadWindow)
+    {
+        public Layer Layer { get; } = layer;
+
+        public Parameter Kernel { get; } = kernel;
+
+        public int OutputIndex { get; } = outputIndex;
+
+        public Activation Activation { get; } = activation;
+
+        public long[] Positive { get; } = new long[kernel.Rows];
+
+        public long[] Zero { get; } = new long[kernel.Rows];
+
+        public long Total { get; set; }
+
+        public float[] Before { get; } = new float[kernel.Length];
+
+        public DeadFilterTracker Dead { get; } = new(kernel.Rows, deadWindow);
+    }
+}
+
+/// <summary>
+/// A filter is dead once it has produced no positive output, for any sample, in each of the last
+/// <c>window</c> observed steps. One positive output revives it.
+/// </summary>
+public sealed class DeadFilterTracker
+{
+    private readonly int[] silentSteps;
+    private readonly long[] silentSince;
+    private readonly int window;
+
+    public DeadFilterTracker(int filters, int window)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(window);
+        silentSteps = new int[filters];
+        silentSince = new long[filters];
+        this.window = window;
+    }
+
+    public void Observe(long step, ReadOnlySpan<long> positivePerFilter)
+    {
+        for (var k = 0; k < silentSteps.Length; k++)
+        {
+            if (positivePerFilter[k] > 0)
+            {
+                silentSteps[k] = 0;
+            }
+            else
+            {
+                if (silentSteps[k] == 0)
+                {
+                    silentSince[k] = step;
+                }
+
+                silentSteps[k] = Math.Min(silentSteps[k] + 1, int.MaxValue - 1);
+            }
+        }
+    }
+
+    public int[] DeadFilters()
+    {
+        var dead = new List<int>();
+        for (var k = 0; k < silentSteps.Length; k++)
+        {
+            if (silentSteps[k] >= window)
+            {
+                dead.Add(k);
+            }
+        }
+
+        return dead.ToArray();
+    }
+
+    public IReadOnlyDictionary<int, long> DeadSince()
+    {
+        var result = new Dictionary<int, long>();
+        foreach (var k in DeadFilters())
+        {
+            result[k] = silentSince[k];
+        }
+
+        return result;
+    }
+}
