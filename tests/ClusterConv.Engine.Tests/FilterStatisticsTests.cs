@@ -1,0 +1,92 @@
+using ClusterConv.Engine;
+using ClusterConv.Engine.Statistics;
+
+namespace ClusterConv.Engine.Tests;
+
+public class FilterKernelsTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(33)]
+    [InlineData(1000)]
+    public void Sign_counts_equal_the_reference_for_any_length(int length)
+    {
+        var random = new DeterministicRandom((ulong)length + 1);
+        var values = new float[length];
+        for (var i = 0; i < length; i++)
+        {
+            // A third exact zeros, the rest either sign, plus a NaN that counts as neither.
+            values[i] = random.NextInt(3) == 0 ? 0f : random.NextFloat() - 0.5f;
+        }
+
+        if (length > 5)
+        {
+            values[5] = float.NaN;
+        }
+
+        Assert.Equal(FilterKernels.CountSignsReference(values), FilterKernels.CountSigns(values));
+    }
+
+    [Fact]
+    public void Per_channel_counts_separate_channels_and_add_over_samples()
+    {
+        var t = new Tensor(2, 3, 2, 2);
+        // sample 0: channel 0 all positive, channel 1 all zero, channel 2 negative
+        // sample 1: channel 0 one positive, channel 1 one positive, channel 2 zero
+        float[] data =
+        [
+            1, 2, 3, 4, 0, 0, 0, 0, -1, -1, -1, -1,
+            5, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0,
+        ];
+        data.CopyTo(t.Span);
+        var positive = new long[3];
+        var zero = new long[3];
+        FilterKernels.CountPerChannel(t, positive, zero);
+        Assert.Equal([5L, 1L, 0L], positive);
+        Assert.Equal([3L, 7L, 4L], zero);
+    }
+
+    [Fact]
+    public void Row_norms_and_distances_are_per_row_l2()
+    {
+        float[] m = [3, 4, 0, 0, 1, 0];
+        var norms = new float[3];
+        FilterKernels.RowNorms(m, 3, norms);
+        Assert.Equal([5f, 0f, 1f], norms);
+
+        float[] after = [3, 4, 1, 1, 1, 0];
+        var distances = new float[3];
+        FilterKernels.RowDistances(after, m, 3, distances);
+        Assert.Equal(0f, distances[0]);
+        Assert.Equal(MathF.Sqrt(2f), distances[1], 6);
+        Assert.Equal(0f, distances[2]);
+    }
+}
+
+public class DeadFilterTrackerTests
+{
+    [Fact]
+    public void A_filter_is_dead_only_after_a_full_window_without_positive_output()
+    {
+        var tracker = new DeadFilterTracker(filters: 2, window: 3);
+        tracker.Observe(10, [0, 5]);
+        tracker.Observe(11, [0, 5]);
+        Assert.Empty(tracker.DeadFilters());
+        tracker.Observe(12, [0, 5]);
+        Assert.Equal([0], tracker.DeadFilters());
+        Assert.Equal(10, tracker.DeadSince()[0]);
+    }
+
+    [Fact]
+    public void One_positive_output_revives_a_dead_filter()
+    {
+        var tracker = new DeadFilterTracker(filters: 1, window: 2);
+        tracker.Observe(0, [0]);
+        tracker.Observe(1, [0]);
+        Assert.Equal([0], tracker.DeadFilters());
+        tracker.Observe(2, [1]);
+        Assert.Empty(tracker.DeadFilters());
+    }
+}
