@@ -56,8 +56,8 @@ public static class SyntheticDataset
         var cy = ((size - 1) / 2.0) + (((2 * random.NextDouble()) - 1) * spread);
         var halfWidth = (0.035 + (0.055 * random.NextDouble())) * size; // 1 to 2.5 px at 28
         var background = 5 + (40 * random.NextDouble());
-        var contrast = 110 + (100 * random.NextDouble());
-        var noise = 3 + (12 * random.NextDouble());
+        var contrast = 50 + (150 * random.NextDouble());
+        var noise = 5 + (40 * random.NextDouble());
         var d = Math.Sqrt(0.5);
 
         for (var y = 0; y < size; y++)
