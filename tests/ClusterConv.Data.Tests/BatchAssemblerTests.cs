@@ -43,6 +43,22 @@ public sealed class BatchAssemblerTests
     }
 
     [Fact]
+    public void Filling_a_batch_allocates_nothing()
+    {
+        var assembler = new BatchAssembler(Data, Normalization.Scale, new Augmentation(MaxShift: 2, HorizontalFlip: true), seed: 3);
+        var tensor = assembler.CreateTensor(32);
+        var labels = new int[32];
+        var batch = Batches.Sequential(32);
+        assembler.Fill(tensor, labels, batch, epoch: 0);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        assembler.Fill(tensor, labels, batch, epoch: 1);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
     public void A_sample_is_augmented_the_same_whatever_batch_and_position_it_is_in()
     {
         var assembler = new BatchAssembler(Data, Normalization.Scale, new Augmentation(MaxShift: 3, HorizontalFlip: true), seed: 9);
