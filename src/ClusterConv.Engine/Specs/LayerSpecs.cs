@@ -8,6 +8,14 @@ public enum Padding
     Same,
 }
 
+/// <summary>Axis order of the model file's images: Keras' channels_last (N, H, W, C, the default) or channels_first (N, C, H, W).
+/// The engine always computes in NCHW; this only says how shapes are read and printed.</summary>
+public enum DataFormat
+{
+    ChannelsLast,
+    ChannelsFirst,
+}
+
 public enum Initializer
 {
     GlorotUniform,
@@ -210,6 +218,9 @@ public sealed record ActivationSpec(string Name, Activation Activation, string K
 /// <summary>A sequential model: the input shape of one sample (C, H, W) and its layers in order.</summary>
 public sealed record ModelSpec(string Name, SampleShape Input, IReadOnlyList<LayerSpec> Layers)
 {
+    /// <summary>Axis order of the source file, used to print shapes as Keras does; computation is NCHW regardless.</summary>
+    public DataFormat DataFormat { get; init; } = DataFormat.ChannelsLast;
+
     /// <summary>Output shape of every layer in order; throws a <see cref="ModelException"/> naming the first layer that does not fit.</summary>
     public IReadOnlyList<SampleShape> OutputShapes()
     {
