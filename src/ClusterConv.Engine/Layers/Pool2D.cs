@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ClusterConv.Engine.Specs;
 
 namespace ClusterConv.Engine.Layers;
@@ -183,43 +187,47 @@ public sealed class Pool2D : Layer
         return windows;
     }
 
-    // x (H,W) -> y (P,Q)
+    // x (H,W) -> y (P,Q). Windows are clamped to the plane when built, so indexing is unchecked.
     private void ForwardPlane(Span<float> y, ReadOnlySpan<float> x)
     {
         var width = InputShape.W;
+        var max = Spec.Kind == PoolKind.Max;
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var y0 = ref MemoryMarshal.GetReference(y);
         var o = 0;
         foreach (var row in rows)
         {
             foreach (var col in cols)
             {
-                if (Spec.Kind == PoolKind.Max)
+                float result;
+                if (max)
                 {
-                    var best = x[(row.Start * width) + col.Start];
+                    result = Unsafe.Add(ref x0, (row.Start * width) + col.Start);
                     for (var h = row.Start; h < row.End; h++)
                     {
-                        var line = x.Slice(h * width, width);
+                        ref var line = ref Unsafe.Add(ref x0, h * width);
                         for (var w = col.Start; w < col.End; w++)
                         {
-                            best = line[w] > best ? line[w] : best;
+                            result = Larger(Unsafe.Add(ref line, w), result);
                         }
                     }
-
-                    y[o++] = best;
                 }
                 else
                 {
                     var sum = 0f;
                     for (var h = row.Start; h < row.End; h++)
                     {
-                        var line = x.Slice(h * width, width);
+                        ref var line = ref Unsafe.Add(ref x0, h * width);
                         for (var w = col.Start; w < col.End; w++)
                         {
-                            sum += line[w];
+                            sum += Unsafe.Add(ref line, w);
                         }
                     }
 
-                    y[o++] = sum / (row.Length * col.Length);
+                    result = sum / (row.Length * col.Length);
                 }
+
+                Unsafe.Add(ref y0, o++) = result;
             }
         }
     }
@@ -228,42 +236,59 @@ public sealed class Pool2D : Layer
     private void BackwardPlane(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
     {
         var width = InputShape.W;
+        var max = Spec.Kind == PoolKind.Max;
         dx.Clear();
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var dx0 = ref MemoryMarshal.GetReference(dx);
+        ref var dy0 = ref MemoryMarshal.GetReference(dy);
         var o = 0;
         foreach (var row in rows)
         {
             foreach (var col in cols)
             {
-                var g = dy[o++];
-                if (Spec.Kind == PoolKind.Max)
+                var g = Unsafe.Add(ref dy0, o++);
+                if (max)
                 {
+                    // The row-major scan of the reference (argmax moves on a strictly larger value:
+                    // first max on ties), with the comparison used as a value (setcc) and an integer
+                    // select instead of a branch, which mispredicts on real data.
                     var argmax = (row.Start * width) + col.Start;
+                    var best = Unsafe.Add(ref x0, argmax);
                     for (var h = row.Start; h < row.End; h++)
                     {
                         for (var w = col.Start; w < col.End; w++)
                         {
                             var index = (h * width) + w;
-                            argmax = x[index] > x[argmax] ? index : argmax;
+                            var v = Unsafe.Add(ref x0, index);
+                            var take = -(int)Unsafe.BitCast<bool, byte>(v > best); // -1 if v > best, else 0
+                            argmax = (index & take) | (argmax & ~take);
+                            best = Larger(v, best);
                         }
                     }
 
-                    dx[argmax] += g;
+                    Unsafe.Add(ref dx0, argmax) += g;
                 }
                 else
                 {
                     var share = g / (row.Length * col.Length);
                     for (var h = row.Start; h < row.End; h++)
                     {
-                        var line = dx.Slice(h * width, width);
+                        ref var line = ref Unsafe.Add(ref dx0, h * width);
                         for (var w = col.Start; w < col.End; w++)
                         {
-                            line[w] += share;
+                            Unsafe.Add(ref line, w) += share;
                         }
                     }
                 }
             }
         }
     }
+
+    /// <summary>v &gt; best ? v : best. SSE's maxss computes exactly that (NaN and ±0 included) without the branch that mispredicts on real data.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Larger(float v, float best) => Sse.IsSupported
+        ? Sse.MaxScalar(Vector128.CreateScalarUnsafe(v), Vector128.CreateScalarUnsafe(best)).ToScalar()
+        : v > best ? v : best;
 
     private readonly record struct Window(int Start, int End)
     {

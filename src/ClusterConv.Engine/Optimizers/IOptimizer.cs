@@ -25,10 +25,17 @@ public interface IOptimizer
 
     // weights (n) and state (slots × stateStride) updated in place <- gradients (n)
     void Step(Span<float> weights, ReadOnlySpan<float> gradients, Span<float> state, int stateStride, long step, float learningRate, bool decay);
+}
 
-    // weights (n) and state (slots × n) updated in place <- gradients (n)
-    void Step(Span<float> weights, ReadOnlySpan<float> gradients, Span<float> state, long step, float learningRate, bool decay) =>
-        Step(weights, gradients, state, weights.Length, step, learningRate, decay);
+/// <summary>The one-block form of <see cref="IOptimizer.Step"/>, on any optimizer type.</summary>
+public static class OptimizerExtensions
+{
+    // weights (n) and state (slots × n, stride n) updated in place <- gradients (n)
+    public static void Step(this IOptimizer optimizer, Span<float> weights, ReadOnlySpan<float> gradients, Span<float> state, long step, float learningRate, bool decay)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        optimizer.Step(weights, gradients, state, weights.Length, step, learningRate, decay);
+    }
 }
 
 /// <summary>Argument checks shared by the optimizers.</summary>
