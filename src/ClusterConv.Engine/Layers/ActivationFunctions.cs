@@ -13,8 +13,10 @@ namespace ClusterConv.Engine.Layers;
 /// TensorPrimitives: within a few ulp of MathF (tested to 1e-6 relative). elu and gelu forward
 /// and gelu backward run the reference (TensorPrimitives.Exp on float measured barely faster than
 /// MathF.Exp here, 4.8 vs 5.5 ms per million, so a two-pass elu did not pay).
-/// Measured per million floats, one thread (ms, reference → fast): relu forward 6.6 → 0.13,
-/// backward 7.3 → 0.26; leaky_relu 6.2 → 0.14, 7.9 → 0.29; tanh 16.9 → 2.6; sigmoid 4.9 → 1.8.
+/// Measured per million floats, one thread, full JIT optimization, shared machine (ms, reference
+/// → fast; bench/ClusterConv.Benchmarks ActivationBenchmarks): relu forward 5.9 → 0.14, backward
+/// 6.8 → 0.23; leaky_relu 5.7 → 0.15, 7.0 → 0.30; tanh 20.8 → 3.1, 2.0 → 0.24; sigmoid 6.2 → 2.6,
+/// 2.5 → 0.26. (The reference switches on the kind per element, so part of the gain is that.)
 /// The SIMD operators give an element the same result wherever it sits; TensorPrimitives may
 /// take a scalar path for spans shorter than a vector, so callers that split a tensor into
 /// chunks fix the chunk boundaries by the shape (never by the thread count).
