@@ -1,6 +1,27 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
 namespace ClusterConv.Engine.Layers;
 
-/// <summary>Element-wise activation forward and backward. Spans may alias (output == input) in Forward.</summary>
+/// <summary>
+/// Element-wise activation forward and backward. Spans may alias exactly (output == input in
+/// Forward, dInput == dOutput in Backward); partial overlap is not supported.
+/// <para>
+/// Fast paths and how they compare with the scalar references (the oracle, tested):
+/// linear, relu, leaky_relu forward and backward, and the backward of elu, tanh, sigmoid are
+/// SIMD operators doing the reference's arithmetic: bitwise equal. tanh and sigmoid forward use
+/// TensorPrimitives: within a few ulp of MathF (tested to 1e-6 relative). elu and gelu forward
+/// and gelu backward run the reference (TensorPrimitives.Exp on float measured barely faster than
+/// MathF.Exp here, 4.8 vs 5.5 ms per million, so a two-pass elu did not pay).
+/// Measured per million floats, one thread, full JIT optimization, shared machine (ms, reference
+/// → fast; bench/ClusterConv.Benchmarks ActivationBenchmarks): relu forward 5.9 → 0.14, backward
+/// 6.8 → 0.23; leaky_relu 5.7 → 0.15, 7.0 → 0.30; tanh 20.8 → 3.1, 2.0 → 0.24; sigmoid 6.2 → 2.6,
+/// 2.5 → 0.26. (The reference switches on the kind per element, so part of the gain is that.)
+/// The SIMD operators give an element the same result wherever it sits; TensorPrimitives may
+/// take a scalar path for spans shorter than a vector, so callers that split a tensor into
+/// chunks fix the chunk boundaries by the shape (never by the thread count).
+/// </para>
+/// </summary>
 public static class ActivationFunctions
 {
     // output <- f(input)
@@ -11,7 +32,32 @@ public static class ActivationFunctions
             throw new ArgumentException("output and input lengths differ", nameof(output));
         }
 
-        ForwardReference(activation, output, input);
+        if (input.IsEmpty)
+        {
+            return; // TensorPrimitives.Sigmoid rejects empty spans
+        }
+
+        switch (activation.Kind)
+        {
+            case ActivationKind.Linear:
+                input.CopyTo(output);
+                break;
+            case ActivationKind.Relu:
+                Elementwise.Map(new ReluForward(), output, input);
+                break;
+            case ActivationKind.LeakyRelu:
+                Elementwise.Map(new LeakyReluForward(activation.Alpha), output, input);
+                break;
+            case ActivationKind.Tanh:
+                TensorPrimitives.Tanh(input, output);
+                break;
+            case ActivationKind.Sigmoid:
+                TensorPrimitives.Sigmoid(input, output);
+                break;
+            default:
+                ForwardReference(activation, output, input);
+                break;
+        }
     }
 
     // dInput <- dOutput * f'(input); input is the pre-activation, output = f(input).
@@ -22,7 +68,30 @@ public static class ActivationFunctions
             throw new ArgumentException("activation backward: span lengths differ", nameof(dInput));
         }
 
-        BackwardReference(activation, dInput, dOutput, input, output);
+        switch (activation.Kind)
+        {
+            case ActivationKind.Linear:
+                dOutput.CopyTo(dInput);
+                break;
+            case ActivationKind.Relu:
+                Elementwise.Map(new ReluBackward(), dInput, dOutput, input);
+                break;
+            case ActivationKind.LeakyRelu:
+                Elementwise.Map(new LeakyReluBackward(activation.Alpha), dInput, dOutput, input);
+                break;
+            case ActivationKind.Elu:
+                Elementwise.Map(new EluBackward(activation.Alpha), dInput, dOutput, input, output);
+                break;
+            case ActivationKind.Tanh:
+                Elementwise.Map(new TanhBackward(), dInput, dOutput, output);
+                break;
+            case ActivationKind.Sigmoid:
+                Elementwise.Map(new SigmoidBackward(), dInput, dOutput, output);
+                break;
+            default:
+                BackwardReference(activation, dInput, dOutput, input, output);
+                break;
+        }
     }
 
     /// <summary>Plain scalar version: the oracle for any vectorized path.</summary>
@@ -87,5 +156,85 @@ public static class ActivationFunctions
         var r = t * Math.Exp(-(z * z) + poly);
         var erf = 1.0 - r;
         return (float)(x >= 0 ? erf : -erf);
+    }
+
+    private readonly struct ReluForward : Elementwise.IUnary
+    {
+        // x > 0 ? x : +0, as the reference (not Max, which differs on NaN).
+        public float Invoke(float x) => x > 0f ? x : 0f;
+
+        public Vector128<float> Invoke(Vector128<float> x) => x & Vector128.GreaterThan(x, Vector128<float>.Zero);
+
+        public Vector256<float> Invoke(Vector256<float> x) => x & Vector256.GreaterThan(x, Vector256<float>.Zero);
+    }
+
+    private readonly struct LeakyReluForward(float alpha) : Elementwise.IUnary
+    {
+        public float Invoke(float x) => x > 0f ? x : alpha * x;
+
+        public Vector128<float> Invoke(Vector128<float> x) =>
+            Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128<float>.Zero), x, Vector128.Create(alpha) * x);
+
+        public Vector256<float> Invoke(Vector256<float> x) =>
+            Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), x, Vector256.Create(alpha) * x);
+    }
+
+    // The backward operators multiply dOutput by the reference's derivative (not a select of
+    // dOutput), so signed zeros and NaN propagate exactly as in the reference.
+
+    // (dOutput, x) -> dInput
+    private readonly struct ReluBackward : Elementwise.IBinary
+    {
+        public float Invoke(float dy, float x) => dy * (x > 0f ? 1f : 0f);
+
+        public Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x) =>
+            dy * (Vector128<float>.One & Vector128.GreaterThan(x, Vector128<float>.Zero));
+
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x) =>
+            dy * (Vector256<float>.One & Vector256.GreaterThan(x, Vector256<float>.Zero));
+    }
+
+    // (dOutput, x) -> dInput
+    private readonly struct LeakyReluBackward(float alpha) : Elementwise.IBinary
+    {
+        public float Invoke(float dy, float x) => dy * (x > 0f ? 1f : alpha);
+
+        public Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x) =>
+            dy * Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128<float>.Zero), Vector128<float>.One, Vector128.Create(alpha));
+
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x) =>
+            dy * Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), Vector256<float>.One, Vector256.Create(alpha));
+    }
+
+    // (dOutput, x, y) -> dInput
+    private readonly struct EluBackward(float alpha) : Elementwise.ITernary
+    {
+        public float Invoke(float dy, float x, float y) => dy * (x > 0f ? 1f : y + alpha);
+
+        public Vector128<float> Invoke(Vector128<float> dy, Vector128<float> x, Vector128<float> y) =>
+            dy * Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128<float>.Zero), Vector128<float>.One, y + Vector128.Create(alpha));
+
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x, Vector256<float> y) =>
+            dy * Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), Vector256<float>.One, y + Vector256.Create(alpha));
+    }
+
+    // (dOutput, y) -> dInput
+    private readonly struct TanhBackward : Elementwise.IBinary
+    {
+        public float Invoke(float dy, float y) => dy * (1f - (y * y));
+
+        public Vector128<float> Invoke(Vector128<float> dy, Vector128<float> y) => dy * (Vector128<float>.One - (y * y));
+
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> y) => dy * (Vector256<float>.One - (y * y));
+    }
+
+    // (dOutput, y) -> dInput
+    private readonly struct SigmoidBackward : Elementwise.IBinary
+    {
+        public float Invoke(float dy, float y) => dy * (y * (1f - y));
+
+        public Vector128<float> Invoke(Vector128<float> dy, Vector128<float> y) => dy * (y * (Vector128<float>.One - y));
+
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> y) => dy * (y * (Vector256<float>.One - y));
     }
 }

