@@ -81,4 +81,55 @@ internal static unsafe class Layout
         Avx.Store(dst + (6 * dstLd), Avx.Permute2x128(u2, u6, 0x31));
         Avx.Store(dst + (7 * dstLd), Avx.Permute2x128(u3, u7, 0x31));
     }
+
+    // dst[0 .. length) <- src[0 .. length)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void CopyRun(float* src, float* dst, int length)
+    {
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            Vector256.Store(Vector256.Load(src + i), dst + i);
+        }
+
+        for (; i < length; i++)
+        {
+            dst[i] = src[i];
+        }
+    }
+
+    // dst[0 .. length) += src[0 .. length)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddRun(float* src, float* dst, int length)
+    {
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            Vector256.Store(Vector256.Load(dst + i) + Vector256.Load(src + i), dst + i);
+        }
+
+        for (; i < length; i++)
+        {
+            dst[i] += src[i];
+        }
+    }
+
+    /// <summary>Sum in a fixed order (8 lanes from the first element, then the tail): the same bits wherever the data sits in memory.</summary>
+    public static float Sum(float* x, int length)
+    {
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            acc += Vector256.Load(x + i);
+        }
+
+        var sum = Vector256.Sum(acc);
+        for (; i < length; i++)
+        {
+            sum += x[i];
+        }
+
+        return sum;
+    }
 }
