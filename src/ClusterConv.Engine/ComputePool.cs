@@ -112,7 +112,11 @@ public sealed class ComputePool : IDisposable
         }
 
         disposed = true;
-        start.Release(helpers.Length);
+        if (helpers.Length > 0)
+        {
+            start.Release(helpers.Length);
+        }
+
         foreach (var helper in helpers)
         {
             helper.Join();

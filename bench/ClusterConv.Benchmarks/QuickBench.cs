@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Kernels;
+
+namespace ClusterConv.Benchmarks;
+
+/// <summary>A Stopwatch table (run `quick`): GFLOP/s of the keras-cnn GEMMs on 1 and 2 threads beside the FMA peak.</summary>
+internal static class QuickBench
+{
+    public static void Run(TimeSpan perCase)
+    {
+        using var one = new ComputePool(1);
+        using var two = new ComputePool(2);
+        var peak1 = FmaPeak.MeasureGflops(one, TimeSpan.FromSeconds(1));
+        var peak2 = FmaPeak.MeasureGflops(two, TimeSpan.FromSeconds(1));
+        Console.WriteLine($"FMA peak: {peak1:F1} GFLOP/s on 1 thread, {peak2:F1} on 2");
+        Console.WriteLine($"{"GEMM",-34} {"m",6} {"n",6} {"k",6} {"1 thr",7} {"%",4} {"2 thr",7} {"%",4}");
+        foreach (var shape in GemmShapes.KerasCnn)
+        {
+            var g1 = Measure(one, shape, perCase);
+            var g2 = Measure(two, shape, perCase);
+            Console.WriteLine($"{shape.Name,-34} {shape.M,6} {shape.N,6} {shape.K,6} {g1,7:F1} {100 * g1 / peak1,4:F0} {g2,7:F1} {100 * g2 / peak2,4:F0}");
+        }
+    }
+
+    public static double Measure(ComputePool pool, GemmShape shape, TimeSpan duration)
+    {
+        var operands = new GemmOperands(shape);
+        operands.Run(pool);
+        var best = double.MaxValue;
+        var total = Stopwatch.StartNew();
+        while (total.Elapsed < duration)
+        {
+            var clock = Stopwatch.StartNew();
+            operands.Run(pool);
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+
+        return Gemm.Flops(shape.M, shape.N, shape.K) / best / 1e9;
+    }
+}
