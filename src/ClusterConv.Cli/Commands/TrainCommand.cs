@@ -5,6 +5,7 @@ using ClusterConv.Cli.Output;
 using ClusterConv.Cli.Training;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
+using ClusterConv.Data;
 using Spectre.Console;
 
 namespace ClusterConv.Cli.Commands;
@@ -89,19 +90,19 @@ internal static class TrainCommand
         var spec = ModelCatalog.Resolve(settings.Model);
         var model = new Model(spec);
         var data = DataSources.Load(settings.Data, settings.Seed, console);
-        if (data.Train.Shape != model.InputShape)
+        if (new SampleShape(1, data.Train.Height, data.Train.Width) != model.InputShape)
         {
-            throw new UserException($"--model {settings.Model} expects input {model.InputShape} but --data {settings.Data} has images {data.Train.Shape}");
+            throw new UserException($"--model {settings.Model} expects input {model.InputShape} but --data {settings.Data} has images of 1x{data.Train.Height}x{data.Train.Width}");
         }
 
-        if (model.Classes < data.Train.Classes)
+        if (model.Classes < data.Train.ClassCount)
         {
-            throw new UserException($"--model {settings.Model} outputs {model.Classes} classes but --data {settings.Data} has {data.Train.Classes}");
+            throw new UserException($"--model {settings.Model} outputs {model.Classes} classes but --data {settings.Data} has {data.Train.ClassCount}");
         }
 
         var outDir = Path.GetFullPath(settings.OutDir);
         Directory.CreateDirectory(outDir);
-        console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{data.Name}[/] ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}; {settings.Threads} threads; run folder {outDir}");
+        console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{data.Train.Name}[/] ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}; {settings.Threads} threads; run folder {outDir}");
 
         TrainResult result;
         using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl")))
@@ -128,7 +129,7 @@ internal static class TrainCommand
         return new JsonObject
         {
             ["model"] = spec.Name,
-            ["dataset"] = data.Name,
+            ["dataset"] = data.Train.Name,
             ["epochs"] = r.Epochs.Count,
             ["batch_size"] = s.BatchSize,
             ["seed"] = s.Seed,

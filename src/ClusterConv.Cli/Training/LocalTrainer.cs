@@ -70,7 +70,7 @@ public sealed class LocalTrainer
         var trainCount = Math.Min(train.Count, settings.TrainLimit ?? int.MaxValue);
         var batchSize = settings.BatchSize;
         var stepsPerEpoch = (trainCount + batchSize - 1) / batchSize;
-        var assembler = new BatchAssembler(train, model.InputShape, data.Normalization, settings.Augment ? Augmentation.Default : Augmentation.None);
+        var assembler = new BatchAssembler(train, Normalization.Scale, settings.Augment ? new Augmentation(MaxShift: 2, HorizontalFlip: data.Train.Name.Contains("Fashion", StringComparison.OrdinalIgnoreCase)) : Augmentation.None, settings.Seed);
         var input = new Tensor(batchSize, model.InputShape);
         var labels = new int[batchSize];
         var dLogits = new float[batchSize * model.Classes];
@@ -94,7 +94,7 @@ public sealed class LocalTrainer
                 var indices = order.AsSpan(b * batchSize, Math.Min(batchSize, trainCount - (b * batchSize))).ToArray();
                 var n = indices.Length;
                 input.Resize(n);
-                assembler.Fill(input, labels.AsSpan(0, n), indices, settings.Seed, epoch);
+                assembler.Fill(input, labels.AsSpan(0, n), indices, epoch);
                 var context = new StepContext(true, pool, settings.Seed, epoch, indices);
                 var logits = model.Forward(input, context);
                 var (batchLoss, batchCorrect) = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), model.Classes, dLogits.AsSpan(0, n * model.Classes), 1f / n);
@@ -152,7 +152,7 @@ public sealed class LocalTrainer
         var test = data.Test;
         var count = Math.Min(test.Count, settings.TestLimit ?? int.MaxValue);
         const int EvalBatch = 500;
-        var assembler = new BatchAssembler(test, model.InputShape, data.Normalization, Augmentation.None);
+        var assembler = new BatchAssembler(test, Normalization.Scale);
         var input = new Tensor(EvalBatch, model.InputShape);
         var labels = new int[EvalBatch];
         var dLogits = new float[EvalBatch * model.Classes];
@@ -164,7 +164,7 @@ public sealed class LocalTrainer
             var n = Math.Min(EvalBatch, count - start);
             var indices = Enumerable.Range(start, n).ToArray();
             input.Resize(n);
-            assembler.Fill(input, labels.AsSpan(0, n), indices, settings.Seed, 0);
+            assembler.Fill(input, labels.AsSpan(0, n), indices);
             var logits = model.Forward(input, context);
             var (loss, right) = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), model.Classes, dLogits.AsSpan(0, n * model.Classes), 1f / n);
             lossSum += loss * n;

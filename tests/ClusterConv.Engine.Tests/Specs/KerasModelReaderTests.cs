@@ -1,4 +1,6 @@
-using ClusterConv.Engine.Layers;
+using Activation = ClusterConv.Engine.Layers.Activation;
+using ActivationKind = ClusterConv.Engine.Layers.ActivationKind;
+using ModelException = ClusterConv.Engine.Layers.ModelException;
 using ClusterConv.Engine.Specs;
 using static ClusterConv.Engine.Tests.Specs.KerasFixtures;
 
