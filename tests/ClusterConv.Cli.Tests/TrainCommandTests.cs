@@ -25,8 +25,8 @@ public class TrainCommandTests
                 Assert.True(s.TryGetProperty(field, out _), $"summary.json lacks {field}");
             }
 
-            // 94 steps of Adam on 6,000 images: measured 0.80 to 0.82 here; chance is 0.10.
-            Assert.InRange(s.GetProperty("test_accuracy").GetDouble(), 0.75, 1.0);
+            // 94 steps of Adam on 6,000 images: measured 0.761 and 0.767 (seeds 7 and 1) here; chance is 0.10.
+            Assert.InRange(s.GetProperty("test_accuracy").GetDouble(), 0.70, 1.0);
             Assert.Equal(64, s.GetProperty("weights_sha256").GetString()!.Length);
 
             var lines = File.ReadAllLines(Path.Combine(run.FullName, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();

@@ -6,6 +6,8 @@ using ClusterConv.Engine;
 using ClusterConv.Engine.Kernels;
 using ClusterConv.Engine.Layers;
 using ClusterConv.Engine.Specs;
+using ClusterConv.Engine.Optimizers;
+using ClusterConv.Engine.Statistics;
 using Spectre.Console;
 
 namespace ClusterConv.Cli.Commands;
@@ -62,10 +64,29 @@ internal static class BenchCommand
         }
 
         var context = new StepContext(true, pool, 1, 0, Enumerable.Range(0, batchSize).ToArray());
+        var optimizer = Optimizers.Create(new OptimizerSettings { Name = "adam" });
+        var state = model.TrainableParameters.Select(p => new float[p.Length * optimizer.StateSlotsPerParameter]).ToArray();
+        var collector = new FilterStatisticsCollector(model);
+        long stepNumber = 0;
         void Step()
         {
+            stepNumber++;
             model.Forward(input, context);
             model.Backward(dLogits, context);
+            for (var i = 0; i < state.Length; i++)
+            {
+                var p = model.TrainableParameters[i];
+                optimizer.Step(p.Value, p.Gradient, state[i], stepNumber, 1e-4f, decay: false);
+            }
+        }
+
+        // The statistics a step with --stats-every adds: activation counts (taken every step for
+        // dead-filter tracking), the kernel copy before the update, and the norms after it.
+        void Statistics()
+        {
+            collector.ObserveActivations(stepNumber);
+            collector.BeforeUpdate();
+            collector.Complete();
         }
 
         for (var i = 0; i < 5; i++)
@@ -73,15 +94,26 @@ internal static class BenchCommand
             Step();
         }
 
+        // Interleaved so that machine noise hits both measurements alike.
         var stepTimes = new double[steps];
+        var statsTimes = new double[steps];
+        var observeTimes = new double[steps];
         for (var i = 0; i < steps; i++)
         {
             var clock = Stopwatch.StartNew();
             Step();
             stepTimes[i] = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            collector.ObserveActivations(stepNumber);
+            observeTimes[i] = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            Statistics();
+            statsTimes[i] = clock.Elapsed.TotalSeconds;
         }
 
         var stepSeconds = Median(stepTimes);
+        var statsSeconds = Median(statsTimes);
+        var observeSeconds = Median(observeTimes);
 
         // Per layer: forward and backward timed in isolation on the buffers of the last step.
         var layers = new JsonArray();
@@ -123,6 +155,9 @@ internal static class BenchCommand
             ["gflops"] = Math.Round(totalFlops / stepSeconds / 1e9, 2),
             ["peak_gflops"] = Math.Round(peak, 2),
             ["percent_of_peak"] = Math.Round(100 * totalFlops / stepSeconds / 1e9 / peak, 1),
+            ["stats_ms"] = Math.Round(statsSeconds * 1e3, 3),
+            ["stats_overhead_percent"] = Math.Round(100 * statsSeconds / stepSeconds, 2),
+            ["activation_count_overhead_percent"] = Math.Round(100 * observeSeconds / stepSeconds, 2),
             ["layers"] = layers,
         };
     }
@@ -149,6 +184,8 @@ internal static class BenchCommand
         }
 
         AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated(
+            $"per-filter statistics: {r["stats_ms"]} ms when taken ({r["stats_overhead_percent"]}% of a step); activation counts every step {r["activation_count_overhead_percent"]}%");
         AnsiConsole.MarkupLineInterpolated(
             $"[bold]{r["model"]}[/] batch {r["batch_size"]}, {r["threads"]} threads: step {r["step_ms"]} ms, [green]{r["samples_per_second"]} samples/s[/], {r["gflops"]} GFLOP/s of {r["peak_gflops"]} FMA peak ({r["percent_of_peak"]}%)");
     }

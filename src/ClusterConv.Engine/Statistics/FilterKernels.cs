@@ -43,16 +43,17 @@ public static class FilterKernels
     }
 
     /// <summary>
-    /// For activations (N, C, H, W): per channel, how many values are &gt; 0 and how many are exactly 0.
-    /// Counts add to the existing values (callers clear them), so several batches can be combined.
+    /// For activations (N, C, H, W): per channel, how many values are &gt; 0. Counts add to the
+    /// existing values (callers clear them), so several batches can be combined. Positives are all
+    /// the statistics need: relu outputs are never negative, so its zeros are the rest.
     /// </summary>
-    public static void CountPerChannel(Tensor activations, Span<long> positive, Span<long> zero)
+    public static void CountPositivePerChannel(Tensor activations, Span<long> positive)
     {
         ArgumentNullException.ThrowIfNull(activations);
         var c = activations.C;
-        if (positive.Length != c || zero.Length != c)
+        if (positive.Length != c)
         {
-            throw new ArgumentException($"count spans must have {c} entries (one per channel)", nameof(positive));
+            throw new ArgumentException($"count span must have {c} entries (one per channel)", nameof(positive));
         }
 
         var plane = activations.H * activations.W;
@@ -61,17 +62,15 @@ public static class FilterKernels
         {
             for (var k = 0; k < c; k++)
             {
-                var (p, z) = CountSigns(data.Slice(((n * c) + k) * plane, plane));
-                positive[k] += p;
-                zero[k] += z;
+                positive[k] += CountPositive(data.Slice(((n * c) + k) * plane, plane));
             }
         }
     }
 
-    /// <summary>Number of values &gt; 0 and exactly 0 (NaN counts as neither).</summary>
-    public static (long Positive, long Zero) CountSigns(ReadOnlySpan<float> values)
+    /// <summary>Number of values &gt; 0 (NaN is not).</summary>
+    public static long CountPositive(ReadOnlySpan<float> values)
     {
-        long positive = 0, zero = 0;
+        long positive = 0;
         var i = 0;
         if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
         {
@@ -80,30 +79,24 @@ public static class FilterKernels
             {
                 var v = Vector256.LoadUnsafe(ref start, (nuint)i);
                 positive += BitOperations.PopCount(Vector256.GreaterThan(v, Vector256<float>.Zero).ExtractMostSignificantBits());
-                zero += BitOperations.PopCount(Vector256.Equals(v, Vector256<float>.Zero).ExtractMostSignificantBits());
             }
         }
 
-        var (p, z) = CountSignsReference(values[i..]);
-        return (positive + p, zero + z);
+        return positive + CountPositiveReference(values[i..]);
     }
 
-    public static (long Positive, long Zero) CountSignsReference(ReadOnlySpan<float> values)
+    public static long CountPositiveReference(ReadOnlySpan<float> values)
     {
-        long positive = 0, zero = 0;
+        long positive = 0;
         foreach (var v in values)
         {
             if (v > 0f)
             {
                 positive++;
             }
-            else if (v == 0f)
-            {
-                zero++;
-            }
         }
 
-        return (positive, zero);
+        return positive;
     }
 
     private static double SumOfSquares(ReadOnlySpan<float> row)

@@ -93,9 +93,8 @@ public sealed class FilterStatisticsCollector
         foreach (var t in tracked)
         {
             Array.Clear(t.Positive);
-            Array.Clear(t.Zero);
             var output = model.LayerOutput(t.OutputIndex);
-            FilterKernels.CountPerChannel(output, t.Positive, t.Zero);
+            FilterKernels.CountPositivePerChannel(output, t.Positive);
             t.Total = (long)output.N * output.H * output.W;
             t.Dead.Observe(step, t.Positive);
         }
@@ -135,8 +134,8 @@ public sealed class FilterStatisticsCollector
             var sparsity = new float[rows];
             for (var r = 0; r < rows; r++)
             {
-                // relu outputs are never negative, so "exactly zero" is the whole non-positive part.
-                var nonPositive = relu ? t.Zero[r] : t.Total - t.Positive[r];
+                // relu outputs are never negative, so its exact zeros are everything not positive.
+                var nonPositive = t.Total - t.Positive[r];
                 sparsity[r] = t.Total > 0 ? (float)((double)nonPositive / t.Total) : 0f;
             }
 
@@ -170,8 +169,6 @@ public sealed class FilterStatisticsCollector
         public Activation Activation { get; } = activation;
 
         public long[] Positive { get; } = new long[kernel.Rows];
-
-        public long[] Zero { get; } = new long[kernel.Rows];
 
         public long Total { get; set; }
 
