@@ -21,6 +21,24 @@ internal static class QuickBench
             var g2 = Measure(two, shape, perCase);
             Console.WriteLine($"{shape.Name,-34} {shape.M,6} {shape.N,6} {shape.K,6} {g1,7:F1} {100 * g1 / peak1,4:F0} {g2,7:F1} {100 * g2 / peak2,4:F0}");
         }
+
+        Console.WriteLine();
+        Console.WriteLine($"{"layer (batch 64), ms and GFLOP/s",-34} {"fwd 1",7} {"bwd 1",7} {"fwd 2",7} {"bwd 2",7} {"GF/s f2",8} {"GF/s b2",8}");
+        double total1 = 0, total2 = 0;
+        foreach (var layer in LayerCase.KerasCnn(64))
+        {
+            var c1 = new StepContext(true, one);
+            var c2 = new StepContext(true, two);
+            var f1 = LayerCase.Best(() => layer.Forward(c1), perCase);
+            var b1 = LayerCase.Best(() => layer.Backward(c1), perCase);
+            var f2 = LayerCase.Best(() => layer.Forward(c2), perCase);
+            var b2 = LayerCase.Best(() => layer.Backward(c2), perCase);
+            total1 += f1 + b1;
+            total2 += f2 + b2;
+            Console.WriteLine($"{layer.Name,-34} {f1 * 1e3,7:F3} {b1 * 1e3,7:F3} {f2 * 1e3,7:F3} {b2 * 1e3,7:F3} {layer.ForwardFlops / f2 / 1e9,8:F1} {layer.BackwardFlops / b2 / 1e9,8:F1}");
+        }
+
+        Console.WriteLine($"{"conv + dense total",-34} {total1 * 1e3,7:F3} ms on 1 thread, {total2 * 1e3:F3} ms on 2 threads");
     }
 
     public static double Measure(ComputePool pool, GemmShape shape, TimeSpan duration)

@@ -21,8 +21,11 @@ internal enum TileInit
     /// <summary>From the current C (accumulate, or a later K block).</summary>
     Load,
 
-    /// <summary>From the 16 column-bias values.</summary>
+    /// <summary>From the 16 column-bias values at bias.</summary>
     Bias,
+
+    /// <summary>Row r from the row-bias value bias[r].</summary>
+    RowBias,
 }
 
 /// <summary>Rows in a tile, as a type, so each row count gets its own specialised copy of a kernel with no dead rows.</summary>
@@ -113,6 +116,40 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
             {
                 c50 = Avx.LoadVector256(c + (5 * ldc));
                 c51 = Avx.LoadVector256(c + (5 * ldc) + 8);
+            }
+        }
+        else if (init == TileInit.RowBias)
+        {
+            c00 = Vector256.Create(bias[0]);
+            c01 = c00;
+            if (TRows.Value > 1)
+            {
+                c10 = Vector256.Create(bias[1]);
+                c11 = c10;
+            }
+
+            if (TRows.Value > 2)
+            {
+                c20 = Vector256.Create(bias[2]);
+                c21 = c20;
+            }
+
+            if (TRows.Value > 3)
+            {
+                c30 = Vector256.Create(bias[3]);
+                c31 = c30;
+            }
+
+            if (TRows.Value > 4)
+            {
+                c40 = Vector256.Create(bias[4]);
+                c41 = c40;
+            }
+
+            if (TRows.Value > 5)
+            {
+                c50 = Vector256.Create(bias[5]);
+                c51 = c50;
             }
         }
         else
@@ -237,7 +274,7 @@ internal readonly unsafe struct Vector128TileKernel : ITileKernel
         where TRows : struct, IRowCount
     {
         Half<TRows>(kc, a, rowStride, kStride, b, c, ldc, init, bias);
-        Half<TRows>(kc, a, rowStride, kStride, b + 8, c + 8, ldc, init, bias + 8);
+        Half<TRows>(kc, a, rowStride, kStride, b + 8, c + 8, ldc, init, init == TileInit.RowBias ? bias : bias + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -278,6 +315,40 @@ internal readonly unsafe struct Vector128TileKernel : ITileKernel
             {
                 c50 = Vector128.Load(c + (5 * ldc));
                 c51 = Vector128.Load(c + (5 * ldc) + 4);
+            }
+        }
+        else if (init == TileInit.RowBias)
+        {
+            c00 = Vector128.Create(bias[0]);
+            c01 = c00;
+            if (TRows.Value > 1)
+            {
+                c10 = Vector128.Create(bias[1]);
+                c11 = c10;
+            }
+
+            if (TRows.Value > 2)
+            {
+                c20 = Vector128.Create(bias[2]);
+                c21 = c20;
+            }
+
+            if (TRows.Value > 3)
+            {
+                c30 = Vector128.Create(bias[3]);
+                c31 = c30;
+            }
+
+            if (TRows.Value > 4)
+            {
+                c40 = Vector128.Create(bias[4]);
+                c41 = c40;
+            }
+
+            if (TRows.Value > 5)
+            {
+                c50 = Vector128.Create(bias[5]);
+                c51 = c50;
             }
         }
         else
@@ -402,6 +473,7 @@ internal readonly unsafe struct ScalarTileKernel : ITileKernel
                 {
                     TileInit.Load => c[(r * ldc) + j],
                     TileInit.Bias => bias[j],
+                    TileInit.RowBias => bias[r],
                     _ => 0f,
                 };
             }

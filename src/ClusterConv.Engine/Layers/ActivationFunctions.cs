@@ -11,7 +11,10 @@ public static class ActivationFunctions
             throw new ArgumentException("output and input lengths differ", nameof(output));
         }
 
-        ForwardReference(activation, output, input);
+        if (!Kernels.ActivationKernels.TryForward(activation, output, input))
+        {
+            ForwardReference(activation, output, input);
+        }
     }
 
     // dInput <- dOutput * f'(input); input is the pre-activation, output = f(input).
@@ -22,7 +25,10 @@ public static class ActivationFunctions
             throw new ArgumentException("activation backward: span lengths differ", nameof(dInput));
         }
 
-        BackwardReference(activation, dInput, dOutput, input, output);
+        if (!Kernels.ActivationKernels.TryBackward(activation, dInput, dOutput, input))
+        {
+            BackwardReference(activation, dInput, dOutput, input, output);
+        }
     }
 
     /// <summary>Plain scalar version: the oracle for any vectorized path.</summary>
