@@ -7,7 +7,7 @@ namespace ClusterConv.Benchmarks;
 /// <summary>A Stopwatch table (run `quick`): GFLOP/s of the keras-cnn GEMMs on 1 and 2 threads beside the FMA peak.</summary>
 internal static class QuickBench
 {
-    public static void Run(TimeSpan perCase)
+    public static void Run(TimeSpan perCase, bool gemms = true)
     {
         using var one = new ComputePool(1);
         using var two = new ComputePool(2);
@@ -15,7 +15,7 @@ internal static class QuickBench
         var peak2 = FmaPeak.MeasureGflops(two, TimeSpan.FromSeconds(1));
         Console.WriteLine($"FMA peak: {peak1:F1} GFLOP/s on 1 thread, {peak2:F1} on 2");
         Console.WriteLine($"{"GEMM",-34} {"m",6} {"n",6} {"k",6} {"1 thr",7} {"%",4} {"2 thr",7} {"%",4}");
-        foreach (var shape in GemmShapes.KerasCnn)
+        foreach (var shape in gemms ? GemmShapes.KerasCnn : [])
         {
             var g1 = Measure(one, shape, perCase);
             var g2 = Measure(two, shape, perCase);

@@ -314,31 +314,44 @@ public static unsafe class Gemm
         var panels = (cols + TileCols - 1) / TileCols;
         if (!transposed)
         {
-            // B (k,n) row-major: stream whole rows, 16 floats at a time into each panel.
+            // B (k,n) row-major: stream whole rows, 16 floats at a time into each panel; the last
+            // panel's partial row through lane masks (masked-off lanes read as zero, never fault).
+            var full = cols / TileCols;
+            var tail = cols - (full * TileCols);
+            Vector256<float> mask0 = default, mask1 = default;
+            if (tail > 0 && Avx.IsSupported)
+            {
+                var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+                mask0 = Vector256.LessThan(lanes, Vector256.Create(tail)).AsSingle();
+                mask1 = Vector256.LessThan(lanes, Vector256.Create(tail - 8)).AsSingle();
+            }
+
             for (var p = 0; p < kc; p++)
             {
                 var src = b + ((k0 + p) * ldb) + col0;
                 var d = dst + (p * TileCols);
-                for (var q = 0; q < panels; q++)
+                for (var q = 0; q < full; q++)
                 {
-                    var width = Math.Min(TileCols, cols - (q * TileCols));
                     var s = src + (q * TileCols);
                     var dq = d + ((nint)q * kc * TileCols);
-                    if (width == TileCols)
+                    Vector256.Store(Vector256.Load(s), dq);
+                    Vector256.Store(Vector256.Load(s + 8), dq + 8);
+                }
+
+                if (tail > 0)
+                {
+                    var s = src + (full * TileCols);
+                    var dq = d + ((nint)full * kc * TileCols);
+                    if (Avx.IsSupported)
                     {
-                        Vector256.Store(Vector256.Load(s), dq);
-                        Vector256.Store(Vector256.Load(s + 8), dq + 8);
+                        Avx.Store(dq, Avx.MaskLoad(s, mask0));
+                        Avx.Store(dq + 8, Avx.MaskLoad(s + 8, mask1));
                     }
                     else
                     {
-                        for (var j = 0; j < width; j++)
+                        for (var j = 0; j < TileCols; j++)
                         {
-                            dq[j] = s[j];
-                        }
-
-                        for (var j = width; j < TileCols; j++)
-                        {
-                            dq[j] = 0f;
+                            dq[j] = j < tail ? s[j] : 0f;
                         }
                     }
                 }
@@ -458,8 +471,6 @@ public static unsafe class Gemm
             var col0 = q0 * TileCols;
             var cols = Math.Min(args.N, q1 * TileCols) - col0;
             var packed = plan.SharedB ? null : PrivateScratch((long)plan.Kc * (q1 - q0) * TileCols);
-            var edge = stackalloc float[TileRows * TileCols];
-            var edgeBias = stackalloc float[TileCols];
             for (var kb = 0; kb < plan.KBlocks; kb++)
             {
                 var (k0, kc) = KBlock(kb);
@@ -486,26 +497,7 @@ public static unsafe class Gemm
                         var c = args.C + (i * args.Ldc) + j;
                         var panel = block + ((nint)(q - q0) * kc * TileCols);
                         var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + j;
-                        if (width == TileCols)
-                        {
-                            Tile(rows, kc, a, panel, c, args.Ldc, init, bias);
-                            continue;
-                        }
-
-                        // Edge tile: compute into a full 16-column scratch tile, copy the real columns.
-                        if (init == TileInit.Load)
-                        {
-                            CopyTile(c, args.Ldc, edge, TileCols, rows, width);
-                        }
-                        else if (init == TileInit.Bias)
-                        {
-                            new Span<float>(edgeBias, TileCols).Clear();
-                            new ReadOnlySpan<float>(bias, width).CopyTo(new Span<float>(edgeBias, TileCols));
-                            bias = edgeBias;
-                        }
-
-                        Tile(rows, kc, a, panel, edge, TileCols, init, bias);
-                        CopyTile(edge, TileCols, c, args.Ldc, rows, width);
+                        Tile(rows, kc, a, panel, c, args.Ldc, width, init, bias);
                     }
                 }
             }
@@ -518,38 +510,30 @@ public static unsafe class Gemm
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, TileInit init, float* bias)
+        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         {
             var rs = args.ARowStride;
             var ks = args.AKStride;
             switch (rows)
             {
                 case 6:
-                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 5:
-                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 4:
-                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 3:
-                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 2:
-                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 default:
-                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
-            }
-        }
-
-        private static void CopyTile(float* src, nint srcLd, float* dst, nint dstLd, int rows, int cols)
-        {
-            for (var r = 0; r < rows; r++)
-            {
-                new ReadOnlySpan<float>(src + (r * srcLd), cols).CopyTo(new Span<float>(dst + (r * dstLd), cols));
             }
         }
     }
