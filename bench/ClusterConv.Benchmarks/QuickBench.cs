@@ -14,12 +14,12 @@ internal static class QuickBench
         var peak1 = FmaPeak.MeasureGflops(one, TimeSpan.FromSeconds(1));
         var peak2 = FmaPeak.MeasureGflops(two, TimeSpan.FromSeconds(1));
         Console.WriteLine($"FMA peak: {peak1:F1} GFLOP/s on 1 thread, {peak2:F1} on 2");
-        Console.WriteLine($"{"GEMM",-34} {"m",6} {"n",6} {"k",6} {"1 thr",7} {"%",4} {"2 thr",7} {"%",4}");
+        Console.WriteLine($"{"GEMM (as the layer issues it)",-38} {"1 thr",7} {"%",4} {"2 thr",7} {"%",4}");
         foreach (var shape in gemms ? GemmShapes.KerasCnn : [])
         {
             var g1 = Measure(one, shape, perCase);
             var g2 = Measure(two, shape, perCase);
-            Console.WriteLine($"{shape.Name,-34} {shape.M,6} {shape.N,6} {shape.K,6} {g1,7:F1} {100 * g1 / peak1,4:F0} {g2,7:F1} {100 * g2 / peak2,4:F0}");
+            Console.WriteLine($"{shape.Name,-38} {g1,7:F1} {100 * g1 / peak1,4:F0} {g2,7:F1} {100 * g2 / peak2,4:F0}");
         }
 
         Console.WriteLine();
@@ -54,6 +54,6 @@ internal static class QuickBench
             best = Math.Min(best, clock.Elapsed.TotalSeconds);
         }
 
-        return Gemm.Flops(shape.M, shape.N, shape.K) / best / 1e9;
+        return shape.Flops / best / 1e9;
     }
 }

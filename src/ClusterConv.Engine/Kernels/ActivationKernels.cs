@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using ClusterConv.Engine.Layers;
 
@@ -49,41 +50,54 @@ internal static class ActivationKernels
     }
 
     // output[i] = input[i] > 0 ? input[i] : slope * input[i]; relu: input[i] > 0 ? input[i] : 0
-    private static void Select(Span<float> output, ReadOnlySpan<float> input, float slope, bool relu)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Select(Span<float> output, ReadOnlySpan<float> input, float slope, bool relu)
     {
-        var i = 0;
-        var zero = Vector256<float>.Zero;
-        var s = Vector256.Create(slope);
-        for (; i + 8 <= input.Length; i += 8)
+        var length = input.Length;
+        fixed (float* po = output)
+        fixed (float* pi = input)
         {
-            var x = Vector256.Create(input.Slice(i, 8));
-            var negative = relu ? zero : x * s;
-            Vector256.ConditionalSelect(Vector256.GreaterThan(x, zero), x, negative).CopyTo(output.Slice(i, 8));
-        }
+            var i = 0;
+            var zero = Vector256<float>.Zero;
+            var s = Vector256.Create(slope);
+            for (; i + 8 <= length; i += 8)
+            {
+                var x = Vector256.Load(pi + i);
+                var negative = relu ? zero : x * s;
+                Vector256.Store(Vector256.ConditionalSelect(Vector256.GreaterThan(x, zero), x, negative), po + i);
+            }
 
-        for (; i < input.Length; i++)
-        {
-            var x = input[i];
-            output[i] = x > 0f ? x : relu ? 0f : slope * x;
+            for (; i < length; i++)
+            {
+                var x = pi[i];
+                po[i] = x > 0f ? x : relu ? 0f : slope * x;
+            }
         }
     }
 
     // dInput[i] = dOutput[i] * (input[i] > 0 ? 1 : slope)
-    private static void MaskedScale(Span<float> dInput, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, float slope)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MaskedScale(Span<float> dInput, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> input, float slope)
     {
-        var i = 0;
-        var zero = Vector256<float>.Zero;
-        var one = Vector256<float>.One;
-        var s = Vector256.Create(slope);
-        for (; i + 8 <= input.Length; i += 8)
+        var length = input.Length;
+        fixed (float* pd = dInput)
+        fixed (float* pg = dOutput)
+        fixed (float* pi = input)
         {
-            var derivative = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Create(input.Slice(i, 8)), zero), one, s);
-            (Vector256.Create(dOutput.Slice(i, 8)) * derivative).CopyTo(dInput.Slice(i, 8));
-        }
+            var i = 0;
+            var zero = Vector256<float>.Zero;
+            var one = Vector256<float>.One;
+            var s = Vector256.Create(slope);
+            for (; i + 8 <= length; i += 8)
+            {
+                var derivative = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(pi + i), zero), one, s);
+                Vector256.Store(Vector256.Load(pg + i) * derivative, pd + i);
+            }
 
-        for (; i < input.Length; i++)
-        {
-            dInput[i] = dOutput[i] * (input[i] > 0f ? 1f : slope);
+            for (; i < length; i++)
+            {
+                pd[i] = pg[i] * (pi[i] > 0f ? 1f : slope);
+            }
         }
     }
 }

@@ -143,6 +143,7 @@ internal static unsafe class Layout
     }
 
     /// <summary>Sum in a fixed order (8 lanes from the first element, then the tail): the same bits wherever the data sits in memory.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Sum(float* x, int length)
     {
         var acc = Vector256<float>.Zero;

@@ -175,8 +175,8 @@ public sealed unsafe class Conv2D : Layer
             callChunks = chunks;
             context.Compute.For(chunks, backwardPart);
 
-            // dKernel (K, C·R·S) <- sum over chunks, in chunk order, of dWᵀ (C·R·S, K); parts over filters.
-            context.Compute.For(g.K >= 16 ? (g.K + 7) / 8 : 1, reducePart);
+            // dKernel (K, C·R·S) <- sum over chunks, in chunk order, of dWᵀ (C·R·S, K); parts over rows.
+            context.Compute.For(ReduceParts(), reducePart);
             if (bias is not null)
             {
                 SumBiasPartials(n, bias.Gradient);
@@ -289,30 +289,28 @@ public sealed unsafe class Conv2D : Layer
         }
     }
 
-    // dKernel rows [8·part, 8·part + 8) <- transpose of the chunk sums, added in chunk order.
+    // Rows [i0, i1) of dWᵀ (C·R·S, K): chunk sums added into chunk 0's rows in chunk order, then
+    // transposed into the kernel gradient (K, C·R·S).
     private void ReduceChunkGradients(int part)
     {
         var g = geometry;
         var crs = g.Crs;
-        var k0 = g.K >= 16 ? part * 8 : 0;
-        var k1 = g.K >= 16 ? Math.Min(g.K, k0 + 8) : g.K;
-        var chunkStride = (long)crs * g.K;
-        var sums = chunkGradients.Pointer;
-        var dKernel = Kernel.Gradient;
-        for (var k = k0; k < k1; k++)
+        var (i0, i1) = ComputePool.Range(crs, ReduceParts(), part);
+        var length = (i1 - i0) * g.K;
+        var sums = chunkGradients.Pointer + ((nint)i0 * g.K);
+        var chunkStride = (nint)crs * g.K;
+        for (var c = 1; c < callChunks; c++)
         {
-            for (var i = 0; i < crs; i++)
-            {
-                var sum = sums[((long)i * g.K) + k];
-                for (var c = 1; c < callChunks; c++)
-                {
-                    sum += sums[(c * chunkStride) + ((long)i * g.K) + k];
-                }
+            Layout.AddRun(sums + (c * chunkStride), sums, length);
+        }
 
-                dKernel[(k * crs) + i] = sum;
-            }
+        fixed (float* dKernel = Kernel.Gradient)
+        {
+            Layout.Transpose(sums, i1 - i0, g.K, g.K, dKernel + i0, crs);
         }
     }
+
+    private int ReduceParts() => Math.Clamp(geometry.Crs * geometry.K / 16384, 1, 8);
 
     // dBias (K) <- sum over samples, in sample order, of the per-sample sums
     private void SumBiasPartials(int n, float[] dBias)
