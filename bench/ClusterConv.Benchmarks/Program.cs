@@ -1,9 +1,24 @@
+using System.Globalization;
 using BenchmarkDotNet.Running;
 using ClusterConv.Benchmarks;
 
+if (args.Length > 2 && args[0] == "loop")
+{
+    PhaseProbe.Loop(args[1], double.Parse(args[2], CultureInfo.InvariantCulture));
+    return;
+}
+
+if (args.Length > 0 && args[0] == "probe")
+{
+    PhaseProbe.Run();
+    return;
+}
+
+// quick [seconds per case] [layers]: Stopwatch tables (best of repeated runs); anything else: BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "quick")
 {
-    QuickBench.Run(TimeSpan.FromSeconds(args.Length > 1 ? double.Parse(args[1]) : 0.5));
+    var seconds = args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 0.5;
+    QuickBench.Run(TimeSpan.FromSeconds(seconds), gemms: !args.Contains("layers"));
     return;
 }
 

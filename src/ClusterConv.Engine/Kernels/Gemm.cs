@@ -82,8 +82,9 @@ public static unsafe class Gemm
 
     /// <summary>
     /// C (m,n) = op(A) · op(B), plus C when <paramref name="accumulate"/>, or plus
-    /// <paramref name="columnBias"/> (n values, one per column) when given. lda, ldb, ldc are the
-    /// row strides of A, B, C as stored (A stored (k,m) and B stored (n,k) when transposed).
+    /// <paramref name="columnBias"/> (n values, one per column) or <paramref name="rowBias"/>
+    /// (m values, one per row) when given. lda, ldb, ldc are the row strides of A, B, C as stored
+    /// (A stored (k,m) and B stored (n,k) when transposed).
     /// </summary>
     public static void Compute(
         ComputePool pool,
@@ -98,8 +99,9 @@ public static unsafe class Gemm
         Span<float> c,
         int ldc,
         bool accumulate = false,
-        ReadOnlySpan<float> columnBias = default) =>
-        Compute(pool, transpose, m, n, k, a, lda, b, ldb, c, ldc, accumulate, columnBias, BestIsa);
+        ReadOnlySpan<float> columnBias = default,
+        ReadOnlySpan<float> rowBias = default) =>
+        Compute(pool, transpose, m, n, k, a, lda, b, ldb, c, ldc, accumulate, columnBias, rowBias, BestIsa);
 
     internal static void Compute(
         ComputePool pool,
@@ -115,52 +117,43 @@ public static unsafe class Gemm
         int ldc,
         bool accumulate,
         ReadOnlySpan<float> columnBias,
+        ReadOnlySpan<float> rowBias,
         GemmIsa isa)
     {
         ArgumentNullException.ThrowIfNull(pool);
-        CheckArguments(transpose, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, accumulate, columnBias.Length);
-        if (m == 0 || n == 0)
-        {
-            return;
-        }
-
+        CheckArguments(transpose, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc, accumulate, columnBias.Length, rowBias.Length);
         fixed (float* pa = a)
         fixed (float* pb = b)
         fixed (float* pc = c)
-        fixed (float* pBias = columnBias)
+        fixed (float* pColumnBias = columnBias)
+        fixed (float* pRowBias = rowBias)
         {
-            var args = new GemmArguments
-            {
-                M = m,
-                N = n,
-                K = k,
-                A = pa,
-                ARowStride = transpose == GemmTranspose.A ? 1 : lda,
-                AKStride = transpose == GemmTranspose.A ? lda : 1,
-                B = pb,
-                Ldb = ldb,
-                TransposedB = transpose == GemmTranspose.B,
-                C = pc,
-                Ldc = ldc,
-                Accumulate = accumulate,
-                Bias = columnBias.IsEmpty ? null : pBias,
-            };
-            switch (isa)
-            {
-                case GemmIsa.Fma256 when Fma.IsSupported:
-                    Run<Fma256TileKernel>(pool, args);
-                    break;
-                case GemmIsa.Vector128 or GemmIsa.Fma256:
-                    Run<Vector128TileKernel>(pool, args);
-                    break;
-                default:
-                    Run<ScalarTileKernel>(pool, args);
-                    break;
-            }
+            var args = Arguments(transpose, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, columnBias.IsEmpty ? null : pColumnBias, rowBias.IsEmpty ? null : pRowBias);
+            Run(pool, args, isa);
         }
     }
 
-    internal static void CheckArguments(GemmTranspose transpose, int m, int n, int k, int aLength, int lda, int bLength, int ldb, int cLength, int ldc, bool accumulate, int biasLength)
+    /// <summary>
+    /// The same product on the calling thread, from pointers, without allocating: for kernels that
+    /// already run inside a parallel part (one GEMM per sample). Arguments are not checked.
+    /// </summary>
+    internal static void ComputeSerial(
+        GemmTranspose transpose,
+        int m,
+        int n,
+        int k,
+        float* a,
+        nint lda,
+        float* b,
+        nint ldb,
+        float* c,
+        nint ldc,
+        bool accumulate = false,
+        float* columnBias = null,
+        float* rowBias = null) =>
+        Run(null, Arguments(transpose, m, n, k, a, lda, b, ldb, c, ldc, accumulate, columnBias, rowBias), BestIsa);
+
+    internal static void CheckArguments(GemmTranspose transpose, int m, int n, int k, int aLength, int lda, int bLength, int ldb, int cLength, int ldc, bool accumulate, int columnBiasLength, int rowBiasLength = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
@@ -170,17 +163,24 @@ public static unsafe class Gemm
         CheckMatrix("a", "lda", aRows, aCols, aLength, lda);
         CheckMatrix("b", "ldb", bRows, bCols, bLength, ldb);
         CheckMatrix("c", "ldc", m, n, cLength, ldc);
-        if (biasLength != 0)
+        if (columnBiasLength != 0 && columnBiasLength < n)
         {
-            if (biasLength < n)
-            {
-                throw new ArgumentException($"columnBias has {biasLength} values, C has {n} columns", "columnBias");
-            }
+            throw new ArgumentException($"columnBias has {columnBiasLength} values, C has {n} columns", "columnBias");
+        }
 
-            if (accumulate)
-            {
-                throw new ArgumentException("columnBias cannot be combined with accumulate", "columnBias");
-            }
+        if (rowBiasLength != 0 && rowBiasLength < m)
+        {
+            throw new ArgumentException($"rowBias has {rowBiasLength} values, C has {m} rows", "rowBias");
+        }
+
+        if ((columnBiasLength != 0 || rowBiasLength != 0) && accumulate)
+        {
+            throw new ArgumentException("a bias cannot be combined with accumulate", columnBiasLength != 0 ? "columnBias" : "rowBias");
+        }
+
+        if (columnBiasLength != 0 && rowBiasLength != 0)
+        {
+            throw new ArgumentException("give a column bias or a row bias, not both", "rowBias");
         }
     }
 
@@ -197,37 +197,85 @@ public static unsafe class Gemm
         }
     }
 
-    private static void Run<TKernel>(ComputePool pool, GemmArguments args)
-        where TKernel : struct, ITileKernel
+    private static GemmArguments Arguments(GemmTranspose transpose, int m, int n, int k, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, float* columnBias, float* rowBias) => new()
     {
-        var plan = GemmPlan.For(args.M, args.N, args.K);
+        M = m,
+        N = n,
+        K = k,
+        A = a,
+        ARowStride = transpose == GemmTranspose.A ? 1 : lda,
+        AKStride = transpose == GemmTranspose.A ? lda : 1,
+        B = b,
+        Ldb = ldb,
+        TransposedB = transpose == GemmTranspose.B,
+        C = c,
+        Ldc = ldc,
+        Accumulate = accumulate,
+        Bias = columnBias != null ? columnBias : rowBias,
+        BiasPerRow = rowBias is not null,
+    };
+
+    /// <summary>Runs the product on the pool, or on the calling thread when pool is null.</summary>
+    private static void Run(ComputePool? pool, GemmArguments args, GemmIsa isa)
+    {
+        if (args.M == 0 || args.N == 0)
+        {
+            return;
+        }
+
         if (args.K == 0)
         {
             FillWithoutProduct(args);
             return;
         }
 
-        // A padded copy of the bias so edge tiles can read 16 values.
-        if (args.Bias is not null)
+        switch (isa)
         {
-            var padded = (sharedScratch ??= new AlignedBuffer()).Ensure(((long)plan.Panels * TileCols) + (plan.SharedB ? (long)args.K * plan.Panels * TileCols : 0));
-            new ReadOnlySpan<float>(args.Bias, args.N).CopyTo(new Span<float>(padded, args.N));
-            new Span<float>(padded + args.N, (plan.Panels * TileCols) - args.N).Clear();
-            args.Bias = padded;
-            args.SharedPackedB = padded + (plan.Panels * TileCols);
+            case GemmIsa.Fma256 when Fma.IsSupported:
+                Run<Fma256TileKernel>(pool, args);
+                break;
+            case GemmIsa.Vector128 or GemmIsa.Fma256:
+                Run<Vector128TileKernel>(pool, args);
+                break;
+            default:
+                Run<ScalarTileKernel>(pool, args);
+                break;
         }
-        else if (plan.SharedB)
+    }
+
+    private static void Run<TKernel>(ComputePool? pool, GemmArguments args)
+        where TKernel : struct, ITileKernel
+    {
+        var plan = GemmPlan.For(args.M, args.N, args.K, serial: pool is null || pool.Threads == 1);
+        if (plan.SharedB)
         {
             args.SharedPackedB = (sharedScratch ??= new AlignedBuffer()).Ensure((long)args.K * plan.Panels * TileCols);
         }
 
-        var job = new GemmJob<TKernel>(args, plan);
+        var runner = new GemmRunner<TKernel>(args, plan);
+        var parts = plan.RowParts * plan.ColParts;
+        if (pool is null || pool.Threads == 1)
+        {
+            for (var kb = 0; plan.SharedB && kb < plan.KBlocks; kb++)
+            {
+                runner.PackSharedBlock(kb);
+            }
+
+            for (var part = 0; part < parts; part++)
+            {
+                runner.RunPart(part);
+            }
+
+            return;
+        }
+
+        var job = new PoolJob<TKernel>(runner);
         if (plan.SharedB)
         {
             pool.For(plan.KBlocks, job.PackSharedBlock);
         }
 
-        pool.For(plan.RowParts * plan.ColParts, job.RunPart);
+        pool.For(parts, job.RunPart);
     }
 
     private static void FillWithoutProduct(GemmArguments args)
@@ -235,13 +283,20 @@ public static unsafe class Gemm
         for (var i = 0; i < args.M; i++)
         {
             var row = new Span<float>(args.C + ((nint)i * args.Ldc), args.N);
-            if (args.Bias is not null)
+            if (args.Bias is null)
+            {
+                if (!args.Accumulate)
+                {
+                    row.Clear();
+                }
+            }
+            else if (args.BiasPerRow)
+            {
+                row.Fill(args.Bias[i]);
+            }
+            else
             {
                 new ReadOnlySpan<float>(args.Bias, args.N).CopyTo(row);
-            }
-            else if (!args.Accumulate)
-            {
-                row.Clear();
             }
         }
     }
@@ -259,31 +314,44 @@ public static unsafe class Gemm
         var panels = (cols + TileCols - 1) / TileCols;
         if (!transposed)
         {
-            // B (k,n) row-major: stream whole rows, 16 floats at a time into each panel.
+            // B (k,n) row-major: stream whole rows, 16 floats at a time into each panel; the last
+            // panel's partial row through lane masks (masked-off lanes read as zero, never fault).
+            var full = cols / TileCols;
+            var tail = cols - (full * TileCols);
+            Vector256<float> mask0 = default, mask1 = default;
+            if (tail > 0 && Avx.IsSupported)
+            {
+                var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+                mask0 = Vector256.LessThan(lanes, Vector256.Create(tail)).AsSingle();
+                mask1 = Vector256.LessThan(lanes, Vector256.Create(tail - 8)).AsSingle();
+            }
+
             for (var p = 0; p < kc; p++)
             {
                 var src = b + ((k0 + p) * ldb) + col0;
                 var d = dst + (p * TileCols);
-                for (var q = 0; q < panels; q++)
+                for (var q = 0; q < full; q++)
                 {
-                    var width = Math.Min(TileCols, cols - (q * TileCols));
                     var s = src + (q * TileCols);
                     var dq = d + ((nint)q * kc * TileCols);
-                    if (width == TileCols)
+                    Vector256.Store(Vector256.Load(s), dq);
+                    Vector256.Store(Vector256.Load(s + 8), dq + 8);
+                }
+
+                if (tail > 0)
+                {
+                    var s = src + (full * TileCols);
+                    var dq = d + ((nint)full * kc * TileCols);
+                    if (Avx.IsSupported)
                     {
-                        Vector256.Store(Vector256.Load(s), dq);
-                        Vector256.Store(Vector256.Load(s + 8), dq + 8);
+                        Avx.Store(dq, Avx.MaskLoad(s, mask0));
+                        Avx.Store(dq + 8, Avx.MaskLoad(s + 8, mask1));
                     }
                     else
                     {
-                        for (var j = 0; j < width; j++)
+                        for (var j = 0; j < TileCols; j++)
                         {
-                            dq[j] = s[j];
-                        }
-
-                        for (var j = width; j < TileCols; j++)
-                        {
-                            dq[j] = 0f;
+                            dq[j] = j < tail ? s[j] : 0f;
                         }
                     }
                 }
@@ -349,19 +417,20 @@ public static unsafe class Gemm
         public nint Ldc;
         public bool Accumulate;
         public float* Bias;
+        public bool BiasPerRow;
         public float* SharedPackedB;
     }
 
     /// <summary>The partition of one product, a function of (m, n, k) only.</summary>
     internal readonly record struct GemmPlan(int Strips, int Panels, int KBlocks, int Kc, int RowParts, int ColParts, bool SharedB)
     {
-        public static GemmPlan For(int m, int n, int k)
+        public static GemmPlan For(int m, int n, int k, bool serial)
         {
             var strips = (m + TileRows - 1) / TileRows;
             var panels = (n + TileCols - 1) / TileCols;
             var kBlocks = Math.Max(1, (k + KcMax - 1) / KcMax);
             var kc = (k + kBlocks - 1) / kBlocks;
-            var target = (int)Math.Clamp(Flops(m, n, k) / FlopsPerPart, 1, MaxParts);
+            var target = serial ? 1 : (int)Math.Clamp(Flops(m, n, k) / FlopsPerPart, 1, MaxParts);
             var colParts = (panels + MaxPanelsPerBlock - 1) / MaxPanelsPerBlock;
             var rowParts = 1;
             if (target > colParts)
@@ -381,7 +450,8 @@ public static unsafe class Gemm
         }
     }
 
-    private sealed class GemmJob<TKernel>(GemmArguments args, GemmPlan plan)
+    /// <summary>Runs the parts of one product; a struct so serial calls allocate nothing.</summary>
+    private readonly struct GemmRunner<TKernel>(GemmArguments args, GemmPlan plan)
         where TKernel : struct, ITileKernel
     {
         /// <summary>Packs all panels of K block kb into the shared buffer (block kb starts at k0 * panels * 16).</summary>
@@ -401,7 +471,6 @@ public static unsafe class Gemm
             var col0 = q0 * TileCols;
             var cols = Math.Min(args.N, q1 * TileCols) - col0;
             var packed = plan.SharedB ? null : PrivateScratch((long)plan.Kc * (q1 - q0) * TileCols);
-            var edge = stackalloc float[TileRows * TileCols];
             for (var kb = 0; kb < plan.KBlocks; kb++)
             {
                 var (k0, kc) = KBlock(kb);
@@ -416,7 +485,7 @@ public static unsafe class Gemm
                     block = packed;
                 }
 
-                var init = kb > 0 || args.Accumulate ? TileInit.Load : args.Bias is not null ? TileInit.Bias : TileInit.Zero;
+                var init = kb > 0 || args.Accumulate ? TileInit.Load : args.Bias is null ? TileInit.Zero : args.BiasPerRow ? TileInit.RowBias : TileInit.Bias;
                 for (var i = row0; i < row1; i += TileRows)
                 {
                     var rows = Math.Min(TileRows, row1 - i);
@@ -427,21 +496,8 @@ public static unsafe class Gemm
                         var width = Math.Min(TileCols, args.N - j);
                         var c = args.C + (i * args.Ldc) + j;
                         var panel = block + ((nint)(q - q0) * kc * TileCols);
-                        var bias = args.Bias + j;
-                        if (width == TileCols)
-                        {
-                            Tile(rows, kc, a, panel, c, args.Ldc, init, bias);
-                            continue;
-                        }
-
-                        // Edge tile: compute into a full 16-column scratch tile, copy the real columns.
-                        if (init == TileInit.Load)
-                        {
-                            CopyTile(c, args.Ldc, edge, TileCols, rows, width);
-                        }
-
-                        Tile(rows, kc, a, panel, edge, TileCols, init, bias);
-                        CopyTile(edge, TileCols, c, args.Ldc, rows, width);
+                        var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + j;
+                        Tile(rows, kc, a, panel, c, args.Ldc, width, init, bias);
                     }
                 }
             }
@@ -454,39 +510,39 @@ public static unsafe class Gemm
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, TileInit init, float* bias)
+        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         {
             var rs = args.ARowStride;
             var ks = args.AKStride;
             switch (rows)
             {
                 case 6:
-                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 5:
-                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 4:
-                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 3:
-                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 case 2:
-                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
                 default:
-                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, init, bias);
+                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, width, init, bias);
                     break;
             }
         }
+    }
 
-        private static void CopyTile(float* src, nint srcLd, float* dst, nint dstLd, int rows, int cols)
-        {
-            for (var r = 0; r < rows; r++)
-            {
-                new ReadOnlySpan<float>(src + (r * srcLd), cols).CopyTo(new Span<float>(dst + (r * dstLd), cols));
-            }
-        }
+    private sealed class PoolJob<TKernel>(GemmRunner<TKernel> runner)
+        where TKernel : struct, ITileKernel
+    {
+        public void PackSharedBlock(int kb) => runner.PackSharedBlock(kb);
+
+        public void RunPart(int part) => runner.RunPart(part);
     }
 }

@@ -21,8 +21,11 @@ internal enum TileInit
     /// <summary>From the current C (accumulate, or a later K block).</summary>
     Load,
 
-    /// <summary>From the 16 column-bias values.</summary>
+    /// <summary>From the 16 column-bias values at bias.</summary>
     Bias,
+
+    /// <summary>Row r from the row-bias value bias[r].</summary>
+    RowBias,
 }
 
 /// <summary>Rows in a tile, as a type, so each row count gets its own specialised copy of a kernel with no dead rows.</summary>
@@ -62,13 +65,14 @@ internal readonly struct Rows6 : IRowCount
 }
 
 /// <summary>
-/// One micro-kernel: C tile (rows x 16) = init + A strip (rows x kc) · B panel (kc x 16).
-/// A(i, p) is at a[i * rowStride + p * kStride] (so A may be transposed without packing);
-/// the B panel is packed, 16 floats per k, zero-padded past the matrix edge; C rows are ldc apart.
+/// One micro-kernel: C tile (rows x width) = init + A strip (rows x kc) · B panel (kc x 16), width
+/// 1..16 (only the right edge of C is narrower). A(i, p) is at a[i * rowStride + p * kStride] (so A
+/// may be transposed without packing); the B panel is packed, 16 floats per k, zero-padded past the
+/// matrix edge; C rows are ldc apart. Only the tile's own width of C and of a column bias is touched.
 /// </summary>
 internal unsafe interface ITileKernel
 {
-    static abstract void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, TileInit init, float* bias)
+    static abstract void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount;
 }
 
@@ -76,51 +80,95 @@ internal unsafe interface ITileKernel
 internal readonly unsafe struct Fma256TileKernel : ITileKernel
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, TileInit init, float* bias)
+    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
+        // Right-edge tiles load and store through lane masks instead of a scratch tile.
+        var full = width == Gemm.TileCols;
+        Vector256<float> mask0 = default, mask1 = default;
+        if (!full)
+        {
+            var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+            mask0 = Vector256.LessThan(lanes, Vector256.Create(width)).AsSingle();
+            mask1 = Vector256.LessThan(lanes, Vector256.Create(width - 8)).AsSingle();
+        }
+
         Vector256<float> c00, c01, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         if (init == TileInit.Load)
         {
-            c00 = Avx.LoadVector256(c);
-            c01 = Avx.LoadVector256(c + 8);
+            c00 = Load(full, c, mask0);
+            c01 = Load(full, c + 8, mask1);
             if (TRows.Value > 1)
             {
-                c10 = Avx.LoadVector256(c + ldc);
-                c11 = Avx.LoadVector256(c + ldc + 8);
+                c10 = Load(full, c + ldc, mask0);
+                c11 = Load(full, c + ldc + 8, mask1);
             }
 
             if (TRows.Value > 2)
             {
-                c20 = Avx.LoadVector256(c + (2 * ldc));
-                c21 = Avx.LoadVector256(c + (2 * ldc) + 8);
+                c20 = Load(full, c + (2 * ldc), mask0);
+                c21 = Load(full, c + (2 * ldc) + 8, mask1);
             }
 
             if (TRows.Value > 3)
             {
-                c30 = Avx.LoadVector256(c + (3 * ldc));
-                c31 = Avx.LoadVector256(c + (3 * ldc) + 8);
+                c30 = Load(full, c + (3 * ldc), mask0);
+                c31 = Load(full, c + (3 * ldc) + 8, mask1);
             }
 
             if (TRows.Value > 4)
             {
-                c40 = Avx.LoadVector256(c + (4 * ldc));
-                c41 = Avx.LoadVector256(c + (4 * ldc) + 8);
+                c40 = Load(full, c + (4 * ldc), mask0);
+                c41 = Load(full, c + (4 * ldc) + 8, mask1);
             }
 
             if (TRows.Value > 5)
             {
-                c50 = Avx.LoadVector256(c + (5 * ldc));
-                c51 = Avx.LoadVector256(c + (5 * ldc) + 8);
+                c50 = Load(full, c + (5 * ldc), mask0);
+                c51 = Load(full, c + (5 * ldc) + 8, mask1);
+            }
+        }
+        else if (init == TileInit.RowBias)
+        {
+            c00 = Vector256.Create(bias[0]);
+            c01 = c00;
+            if (TRows.Value > 1)
+            {
+                c10 = Vector256.Create(bias[1]);
+                c11 = c10;
+            }
+
+            if (TRows.Value > 2)
+            {
+                c20 = Vector256.Create(bias[2]);
+                c21 = c20;
+            }
+
+            if (TRows.Value > 3)
+            {
+                c30 = Vector256.Create(bias[3]);
+                c31 = c30;
+            }
+
+            if (TRows.Value > 4)
+            {
+                c40 = Vector256.Create(bias[4]);
+                c41 = c40;
+            }
+
+            if (TRows.Value > 5)
+            {
+                c50 = Vector256.Create(bias[5]);
+                c51 = c50;
             }
         }
         else
         {
             if (init == TileInit.Bias)
             {
-                c00 = Avx.LoadVector256(bias);
-                c01 = Avx.LoadVector256(bias + 8);
+                c00 = Load(full, bias, mask0);
+                c01 = Load(full, bias + 8, mask1);
             }
             else
             {
@@ -193,36 +241,52 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
             t += kStride;
         }
 
-        Avx.Store(c, c00);
-        Avx.Store(c + 8, c01);
+        Store(full, c, mask0, c00);
+        Store(full, c + 8, mask1, c01);
         if (TRows.Value > 1)
         {
-            Avx.Store(c + ldc, c10);
-            Avx.Store(c + ldc + 8, c11);
+            Store(full, c + ldc, mask0, c10);
+            Store(full, c + ldc + 8, mask1, c11);
         }
 
         if (TRows.Value > 2)
         {
-            Avx.Store(c + (2 * ldc), c20);
-            Avx.Store(c + (2 * ldc) + 8, c21);
+            Store(full, c + (2 * ldc), mask0, c20);
+            Store(full, c + (2 * ldc) + 8, mask1, c21);
         }
 
         if (TRows.Value > 3)
         {
-            Avx.Store(c + (3 * ldc), c30);
-            Avx.Store(c + (3 * ldc) + 8, c31);
+            Store(full, c + (3 * ldc), mask0, c30);
+            Store(full, c + (3 * ldc) + 8, mask1, c31);
         }
 
         if (TRows.Value > 4)
         {
-            Avx.Store(c + (4 * ldc), c40);
-            Avx.Store(c + (4 * ldc) + 8, c41);
+            Store(full, c + (4 * ldc), mask0, c40);
+            Store(full, c + (4 * ldc) + 8, mask1, c41);
         }
 
         if (TRows.Value > 5)
         {
-            Avx.Store(c + (5 * ldc), c50);
-            Avx.Store(c + (5 * ldc) + 8, c51);
+            Store(full, c + (5 * ldc), mask0, c50);
+            Store(full, c + (5 * ldc) + 8, mask1, c51);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Load(bool full, float* p, Vector256<float> mask) => full ? Avx.LoadVector256(p) : Avx.MaskLoad(p, mask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(bool full, float* p, Vector256<float> mask, Vector256<float> value)
+    {
+        if (full)
+        {
+            Avx.Store(p, value);
+        }
+        else
+        {
+            Avx.MaskStore(p, mask, value);
         }
     }
 }
@@ -233,11 +297,47 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
 /// </summary>
 internal readonly unsafe struct Vector128TileKernel : ITileKernel
 {
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, TileInit init, float* bias)
+    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
+        if (width < Gemm.TileCols)
+        {
+            // Right edge: run the full tile on a scratch copy, then copy back the real columns.
+            const int Cols = Gemm.TileCols;
+            var tile = stackalloc float[Gemm.TileRows * Cols];
+            var padded = stackalloc float[Cols];
+            for (var r = 0; r < TRows.Value; r++)
+            {
+                for (var j = 0; j < width && init == TileInit.Load; j++)
+                {
+                    tile[(r * Cols) + j] = c[(r * ldc) + j];
+                }
+            }
+
+            if (init == TileInit.Bias)
+            {
+                for (var j = 0; j < Cols; j++)
+                {
+                    padded[j] = j < width ? bias[j] : 0f;
+                }
+
+                bias = padded;
+            }
+
+            Tile<TRows>(kc, a, rowStride, kStride, b, tile, Cols, Cols, init, bias);
+            for (var r = 0; r < TRows.Value; r++)
+            {
+                for (var j = 0; j < width; j++)
+                {
+                    c[(r * ldc) + j] = tile[(r * Cols) + j];
+                }
+            }
+
+            return;
+        }
+
         Half<TRows>(kc, a, rowStride, kStride, b, c, ldc, init, bias);
-        Half<TRows>(kc, a, rowStride, kStride, b + 8, c + 8, ldc, init, bias + 8);
+        Half<TRows>(kc, a, rowStride, kStride, b + 8, c + 8, ldc, init, init == TileInit.RowBias ? bias : bias + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -278,6 +378,40 @@ internal readonly unsafe struct Vector128TileKernel : ITileKernel
             {
                 c50 = Vector128.Load(c + (5 * ldc));
                 c51 = Vector128.Load(c + (5 * ldc) + 4);
+            }
+        }
+        else if (init == TileInit.RowBias)
+        {
+            c00 = Vector128.Create(bias[0]);
+            c01 = c00;
+            if (TRows.Value > 1)
+            {
+                c10 = Vector128.Create(bias[1]);
+                c11 = c10;
+            }
+
+            if (TRows.Value > 2)
+            {
+                c20 = Vector128.Create(bias[2]);
+                c21 = c20;
+            }
+
+            if (TRows.Value > 3)
+            {
+                c30 = Vector128.Create(bias[3]);
+                c31 = c30;
+            }
+
+            if (TRows.Value > 4)
+            {
+                c40 = Vector128.Create(bias[4]);
+                c41 = c40;
+            }
+
+            if (TRows.Value > 5)
+            {
+                c50 = Vector128.Create(bias[5]);
+                c51 = c50;
             }
         }
         else
@@ -389,19 +523,20 @@ internal readonly unsafe struct Vector128TileKernel : ITileKernel
 /// <summary>Plain scalar code, for hardware without usable vectors.</summary>
 internal readonly unsafe struct ScalarTileKernel : ITileKernel
 {
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, TileInit init, float* bias)
+    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
         const int Cols = Gemm.TileCols;
         var acc = stackalloc float[Gemm.TileRows * Cols];
         for (var r = 0; r < TRows.Value; r++)
         {
-            for (var j = 0; j < Cols; j++)
+            for (var j = 0; j < width; j++)
             {
                 acc[(r * Cols) + j] = init switch
                 {
                     TileInit.Load => c[(r * ldc) + j],
                     TileInit.Bias => bias[j],
+                    TileInit.RowBias => bias[r],
                     _ => 0f,
                 };
             }
@@ -426,7 +561,7 @@ internal readonly unsafe struct ScalarTileKernel : ITileKernel
 
         for (var r = 0; r < TRows.Value; r++)
         {
-            for (var j = 0; j < Cols; j++)
+            for (var j = 0; j < width; j++)
             {
                 c[(r * ldc) + j] = acc[(r * Cols) + j];
             }

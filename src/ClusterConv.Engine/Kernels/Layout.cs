@@ -82,39 +82,68 @@ internal static unsafe class Layout
         Avx.Store(dst + (7 * dstLd), Avx.Permute2x128(u3, u7, 0x31));
     }
 
-    // dst[0 .. length) <- src[0 .. length)
+    // dst[0 .. length) <- src[0 .. length); runs of 8 or more end with an overlapping vector
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void CopyRun(float* src, float* dst, int length)
     {
+        if (length < 8)
+        {
+            for (var j = 0; j < length; j++)
+            {
+                dst[j] = src[j];
+            }
+
+            return;
+        }
+
         var i = 0;
         for (; i + 8 <= length; i += 8)
         {
             Vector256.Store(Vector256.Load(src + i), dst + i);
         }
 
-        for (; i < length; i++)
+        if (i < length)
         {
-            dst[i] = src[i];
+            Vector256.Store(Vector256.Load(src + length - 8), dst + length - 8);
         }
     }
 
-    // dst[0 .. length) += src[0 .. length)
+    // dst[0 .. length) += src[0 .. length). Runs of 8 or more end with two vectors, the last one
+    // overlapping: both are loaded before either is stored (no store-forwarding stall), the
+    // overlapping one adds zero to the lanes the other covers and is stored first.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void AddRun(float* src, float* dst, int length)
     {
+        if (length < 8)
+        {
+            for (var j = 0; j < length; j++)
+            {
+                dst[j] += src[j];
+            }
+
+            return;
+        }
+
         var i = 0;
-        for (; i + 8 <= length; i += 8)
+        for (; i + 16 <= length; i += 8)
         {
             Vector256.Store(Vector256.Load(dst + i) + Vector256.Load(src + i), dst + i);
         }
 
-        for (; i < length; i++)
+        var last = Vector256.Load(dst + i) + Vector256.Load(src + i);
+        var extra = length - i - 8;
+        if (extra > 0)
         {
-            dst[i] += src[i];
+            var fresh = Vector256.GreaterThanOrEqual(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(8 - extra)).AsSingle();
+            var tail = dst + length - 8;
+            Vector256.Store(Vector256.Load(tail) + (Vector256.Load(src + length - 8) & fresh), tail);
         }
+
+        Vector256.Store(last, dst + i);
     }
 
     /// <summary>Sum in a fixed order (8 lanes from the first element, then the tail): the same bits wherever the data sits in memory.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Sum(float* x, int length)
     {
         var acc = Vector256<float>.Zero;

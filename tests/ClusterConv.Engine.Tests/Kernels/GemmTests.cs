@@ -50,6 +50,43 @@ public sealed class GemmTests
     }
 
     [Theory]
+    [InlineData(GemmTranspose.None)]
+    [InlineData(GemmTranspose.A)]
+    [InlineData(GemmTranspose.B)]
+    public void Row_bias_is_added_to_every_column(GemmTranspose transpose)
+    {
+        using var pool = new ComputePool(2);
+        foreach (var (m, n, k) in Shapes)
+        {
+            AssertMatchesReference(pool, transpose, m, n, k, accumulate: false, bias: true, Gemm.BestIsa, perRow: true);
+        }
+    }
+
+    [Fact]
+    public unsafe void The_serial_pointer_entry_gives_bitwise_the_pooled_result()
+    {
+        foreach (var transpose in new[] { GemmTranspose.None, GemmTranspose.A, GemmTranspose.B })
+        {
+            const int m = 70, n = 90, k = 400;
+            var (a, lda, b, ldb) = Operands(transpose, m, n, k, seed: 3);
+            var bias = Random(m, seed: 4);
+            var pooled = new float[m * n];
+            using (var pool = new ComputePool(2))
+            {
+                Gemm.Compute(pool, transpose, m, n, k, a, lda, b, ldb, pooled, n, rowBias: bias);
+            }
+
+            var serial = new float[m * n];
+            fixed (float* pa = a, pb = b, pc = serial, pBias = bias)
+            {
+                Gemm.ComputeSerial(transpose, m, n, k, pa, lda, pb, ldb, pc, n, rowBias: pBias);
+            }
+
+            Assert.Equal(pooled, serial);
+        }
+    }
+
+    [Theory]
     [InlineData("Vector128")]
     [InlineData("Scalar")]
     public void Fallback_kernels_match_the_reference(string isaName)
@@ -59,7 +96,7 @@ public sealed class GemmTests
         {
             foreach (var (m, n, k) in Shapes)
             {
-                AssertMatchesReference(ComputePool.Serial, transpose, m, n, k, accumulate: (m + n) % 2 == 0, bias: (m + n) % 2 == 1, isa);
+                AssertMatchesReference(ComputePool.Serial, transpose, m, n, k, accumulate: (m + n) % 2 == 0, bias: (m + n) % 2 == 1, isa, perRow: k % 2 == 0);
             }
         }
     }
@@ -119,20 +156,21 @@ public sealed class GemmTests
         Assert.Equal("a", error.ParamName);
     }
 
-    private static void AssertMatchesReference(ComputePool pool, GemmTranspose transpose, int m, int n, int k, bool accumulate, bool bias, GemmIsa isa)
+    private static void AssertMatchesReference(ComputePool pool, GemmTranspose transpose, int m, int n, int k, bool accumulate, bool bias, GemmIsa isa, bool perRow = false)
     {
         var (a, lda, b, ldb) = Operands(transpose, m, n, k, seed: (m * 31) + (n * 7) + k);
         var c0 = Random(m * n, seed: m + n + k);
-        var columnBias = bias ? Random(n, seed: 3) : [];
+        var columnBias = bias && !perRow ? Random(n, seed: 3) : [];
+        var rowBias = bias && perRow ? Random(m, seed: 3) : [];
         var fast = (float[])c0.Clone();
         var reference = (float[])c0.Clone();
-        Gemm.Compute(pool, transpose, m, n, k, a, lda, b, ldb, fast, n, accumulate, columnBias, isa);
-        GemmReference.Compute(transpose, m, n, k, a, lda, b, ldb, reference, n, accumulate, columnBias);
+        Gemm.Compute(pool, transpose, m, n, k, a, lda, b, ldb, fast, n, accumulate, columnBias, rowBias, isa);
+        GemmReference.Compute(transpose, m, n, k, a, lda, b, ldb, reference, n, accumulate, columnBias, rowBias);
         for (var i = 0; i < m; i++)
         {
             for (var j = 0; j < n; j++)
             {
-                double scale = (accumulate ? Math.Abs(c0[(i * n) + j]) : 0) + (bias ? Math.Abs(columnBias[j]) : 0);
+                double scale = (accumulate ? Math.Abs(c0[(i * n) + j]) : 0) + (bias ? Math.Abs(perRow ? rowBias[i] : columnBias[j]) : 0);
                 for (var p = 0; p < k; p++)
                 {
                     var av = transpose == GemmTranspose.A ? a[(p * lda) + i] : a[(i * lda) + p];
