@@ -33,7 +33,7 @@ internal static class ExportCommand
         var verbose = CommonOptions.Verbose();
         var command = new Command(
             "export",
-            "Write a run's model as ONNX: input 'input' (batch, C, H, W) float32 pixel values byte/255 in [0, 1], the training normalization inside the graph, output 'logits' (batch, classes); Dropout omitted, BatchNormalization in inference form.")
+            "Write a run's model as ONNX: input 'input' (batch, C, H, W) pixels byte/255 with the training normalization inside, output 'logits'.")
         {
             runDir, onnx, checkpoint, opset, verify, verbose,
         };

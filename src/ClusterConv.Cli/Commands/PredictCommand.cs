@@ -30,7 +30,7 @@ internal static class PredictCommand
         var verbose = CommonOptions.Verbose();
         var command = new Command(
             "predict",
-            "Classify images: each is centered on a square black canvas (white with --invert), resized to the model's input, turned grey, scaled to [0, 1], and run; prints the top classes with softmax probabilities.")
+            "Classify PNG or JPEG images with a checkpoint or an ONNX model: top classes with probabilities. Each image is centered on a square black canvas (white with --invert), resized to the model's input, turned grey and scaled to [0, 1].")
         {
             model, images, top, invert, classes, threads, json, verbose,
         };
