@@ -22,6 +22,26 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(BuiltInModels.KerasCnnName)]
+    [InlineData(BuiltInModels.TfCnnName)]
+    [InlineData(BuiltInModels.LeNet5Name)]
+    public void Every_built_in_models_accuracy_and_predictions_on_1000_test_images_equal_the_engines(string name)
+    {
+        var checkpoint = TestData.Initialized(BuiltInModels.Get(name));
+        using var directory = new TempDirectory();
+        var path = directory.File("model.onnx");
+        File.WriteAllBytes(path, OnnxExporter.Export(checkpoint));
+        using var engine = new EngineClassifier(checkpoint, threads: 2);
+        using var onnx = new OnnxClassifier(path, threads: 2);
+        var test = TestData.Test.Slice(0, 1000);
+        var a = Cli.Inference.Evaluation.Run(engine, test);
+        var b = Cli.Inference.Evaluation.Run(onnx, test);
+        output.WriteLine($"{name}: engine accuracy {a.Accuracy:P1} loss {a.Loss:F6}, ONNX Runtime accuracy {b.Accuracy:P1} loss {b.Loss:F6}");
+        Assert.Equal(a.Accuracy, b.Accuracy);
+        Assert.Equal(a.Confusion, b.Confusion);
+    }
+
+    [Theory]
     [InlineData(13)]
     [InlineData(17)]
     [InlineData(20)]
