@@ -18,7 +18,7 @@ public sealed class VerbTests(TrainedRun run, ITestOutputHelper output) : IClass
         var fromOnnx = Evaluate(onnx, "--limit", "3000");
         output.WriteLine($"checkpoint: accuracy {fromCheckpoint["accuracy"]}, loss {fromCheckpoint["loss"]}; onnx: accuracy {fromOnnx["accuracy"]}, loss {fromOnnx["loss"]}");
         Assert.Equal(3000, fromCheckpoint["count"]!.GetValue<int>());
-        Assert.True(fromCheckpoint["accuracy"]!.GetValue<double>() > 0.5, "80 steps of training should beat chance by far");
+        Assert.True(fromCheckpoint["accuracy"]!.GetValue<double>() > 0.5, "80 steps of training beat chance by far");
         Assert.Equal(fromCheckpoint["accuracy"]!.GetValue<double>(), fromOnnx["accuracy"]!.GetValue<double>());
         Assert.Equal(fromCheckpoint["loss"]!.GetValue<double>(), fromOnnx["loss"]!.GetValue<double>(), 1e-5);
         Assert.Equal(fromCheckpoint["confusion_matrix"]!.ToJsonString(), fromOnnx["confusion_matrix"]!.ToJsonString());
