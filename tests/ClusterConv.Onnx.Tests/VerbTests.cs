@@ -117,9 +117,31 @@ public sealed class VerbTests(TrainedRun run, ITestOutputHelper output) : IClass
         Assert.Contains("neither a ClusterConv checkpoint nor an ONNX model", result.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Evaluate_on_synthetic_data_uses_its_class_names()
+    {
+        var result = Evaluate(run.Checkpoint, "--data", "synthetic", "--limit", "200");
+        Assert.Equal(200, result["count"]!.GetValue<int>());
+        Assert.Equal(Data.SyntheticDataset.ClassNames, result["classes"]!.AsArray().Select(n => n!.GetValue<string>()));
+        Assert.Equal(200, result["confusion_matrix"]!.AsArray().SelectMany(row => row!.AsArray()).Sum(v => v!.GetValue<long>()));
+    }
+
+    [Fact]
+    public void An_onnx_model_without_a_fixed_image_size_is_refused_naming_its_input()
+    {
+        var model = OnnxExporter.Build(ModelCheckpoint.LoadFile(run.Checkpoint));
+        model.Graph.Input[0].Type.TensorType.Shape.Dim[2].DimParam = "height";
+        var path = run.File("dynamic-height.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(model));
+        var result = CliRunner.Run(EvaluateCommand.Create(), "--model", path, "--data", "fashion-mnist", "--limit", "10");
+        Assert.Equal(ExitCodes.BadInput, result.ExitCode);
+        Assert.Contains("input 'input' must be float32 (batch, C, H, W) with fixed C, H, W", result.Error, StringComparison.Ordinal);
+    }
+
     private static JsonNode Evaluate(string model, params string[] extra)
     {
-        var result = CliRunner.Run(EvaluateCommand.Create(), ["--model", model, "--data", "fashion-mnist", "--json", "--threads", "2", .. extra]);
+        var data = extra.Contains("--data") ? [] : new[] { "--data", "fashion-mnist" };
+        var result = CliRunner.Run(EvaluateCommand.Create(), ["--model", model, .. data, "--json", "--threads", "2", .. extra]);
         Assert.True(result.ExitCode == 0, result.Error);
         return result.Json;
     }
