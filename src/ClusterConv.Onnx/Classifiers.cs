@@ -42,6 +42,7 @@ public static class Classifiers
             read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         }
 
+        // ModelCheckpoint files start with this magic number (see its layout); anything else is handed to ONNX Runtime.
         return read == 8 && head.SequenceEqual("CCKPT01\n"u8)
             ? new EngineClassifier(ModelCheckpoint.LoadFile(path), threads)
             : new OnnxClassifier(path, threads);
