@@ -6,6 +6,9 @@ var root = new RootCommand("ClusterConv: train convolutional networks and watch,
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(SummaryCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
+root.Subcommands.Add(EvaluateCommand.Create());
+root.Subcommands.Add(PredictCommand.Create());
 var parse = root.Parse(args);
 var exit = parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 return exit;
