@@ -82,9 +82,12 @@ tally "$work/collector.out"
 # --- image --------------------------------------------------------------------------------------
 dockerfile_rules() {
   local f=deploy/Dockerfile
-  grep -qE '^FROM mcr\.microsoft\.com/dotnet/sdk:10\.0[^ ]* AS build' "$f" || { echo "no SDK build stage"; return 1; }
+  grep -qE '^FROM (--platform=[^ ]+ )?mcr\.microsoft\.com/dotnet/sdk:10\.0[^ ]* AS build' "$f" || { echo "no SDK build stage"; return 1; }
   grep -qE '^FROM mcr\.microsoft\.com/dotnet/runtime:10\.0' "$f" || { echo "no runtime stage"; return 1; }
   grep -q 'dataset-fashion-mnist' "$f" || { echo "Fashion-MNIST not from dataset-fashion-mnist"; return 1; }
+  # The live test publishes the same way (publish_like_the_image below).
+  grep -q -- '--self-contained false' "$f" && grep -q -- '-p:UseAppHost=false -p:DebugType=none' "$f" \
+    || { echo "the publish command differs from the live test's"; return 1; }
   [ "$(grep -E '^USER ' "$f" | tail -n 1 | awk '{print $2}' | cut -d: -f1)" -gt 0 ] 2>/dev/null || { echo "last USER is not a numeric non-root uid"; return 1; }
   grep -qE '^HEALTHCHECK .*CMD \["/usr/local/bin/clusterconv-healthcheck"\]' "$f" || { echo "no HEALTHCHECK"; return 1; }
   grep -qE '^ENTRYPOINT \["/usr/local/bin/clusterconv-entrypoint"\]' "$f" || { echo "ENTRYPOINT is not the exec-form entry point"; return 1; }
@@ -135,12 +138,13 @@ healthcheck_answers() {
 check "health check: 200 on /healthz healthy; 503 and a closed port unhealthy" healthcheck_answers
 
 # --- live silo (needs issues 3 and 4 merged) ------------------------------------------------------
-dll=src/ClusterConv.Cli/bin/Release/net10.0/clusterconv.dll
 if [ "$live" = 1 ]; then
-  if [ ! -f "$dll" ]; then
-    bad "live: entry command starts a silo that joins a real Redis (no $dll: run ./test.sh or build first)"
+  # The app as the image's build stage publishes it (deploy/Dockerfile, linux-x64).
+  if ! dotnet publish src/ClusterConv.Cli/ClusterConv.Cli.csproj -c Release -r linux-x64 --self-contained false \
+      -p:UseAppHost=false -p:DebugType=none -o "$work/app" -nologo -v quiet > "$work/out" 2>&1; then
+    bad "live: dotnet publish as in deploy/Dockerfile" "$work/out"
   else
-    deploy/validate/live-silo.sh "$work/compose.yaml" "$dll" > "$work/out" 2>&1
+    CLUSTERCONV_DATA=/usr/share/datasets/fashion-mnist deploy/validate/live-silo.sh "$work/compose.yaml" "$work/app/clusterconv.dll" > "$work/out" 2>&1
     case $? in
       0) ok "live: entry command starts a silo that joins a real Redis, serves /healthz and /metrics, leaves on SIGTERM" ;;
       77) skipped=$((skipped + 1)); echo "skip live: $(tail -n 1 "$work/out")" ;;
