@@ -25,12 +25,17 @@ check() {
   local name="$1"; shift
   if "$@" > "$work/out" 2>&1; then ok "$name"; else bad "$name" "$work/out"; fi
 }
-# Counts the ok/FAIL lines of a node checker.
-tally() {
-  local out="$1" n
+# node_check NAME SCRIPT ARGS...: runs a node checker and counts its ok/FAIL lines; a checker that
+# exits non-zero without a FAIL line (a crash) counts as one failure.
+node_check() {
+  local name="$1" script="$2" out="$work/$1.out" rc n
+  shift 2
+  node "$here/$script" "$@" > "$out" 2>&1
+  rc=$?
   cat "$out"
   n="$(grep -c '^ok ' "$out")"; passed=$((passed + n))
   n="$(grep -c '^FAIL ' "$out")"; failed=$((failed + n))
+  if [ "$rc" != 0 ] && [ "$n" = 0 ]; then bad "$script ran to the end" "$out"; fi
 }
 
 echo "deploy: installing tools (Debian: yamllint docker-compose prometheus redis-server; npm ci)"
@@ -70,14 +75,12 @@ for dir in k8s k8s/overlays/large k8s/overlays/monitoring; do
     bad "kubectl kustomize $dir renders" "$work/out"
   fi
 done
-node "$here/check-k8s.mjs" "${sets[@]}" > "$work/k8s.out" 2>&1
-tally "$work/k8s.out"
+node_check k8s check-k8s.mjs "${sets[@]}"
 
 # --- compose against Kubernetes, collector --------------------------------------------------------
-node "$here/check-compose.mjs" "$work/compose.yaml" "$work/base.yaml" > "$work/compose.out" 2>&1
-tally "$work/compose.out"
-node "$here/check-collector.mjs" deploy/otel-collector/config.yaml k8s/base/otel-collector-config.yaml > "$work/collector.out" 2>&1
-tally "$work/collector.out"
+node_check compose check-compose.mjs "$work/compose.yaml" "$work/base.yaml"
+node_check references check-references.mjs "$work/compose.yaml" "$work/base.yaml"
+node_check collector check-collector.mjs deploy/otel-collector/config.yaml k8s/base/otel-collector-config.yaml
 
 # --- image --------------------------------------------------------------------------------------
 dockerfile_rules() {
