@@ -2,7 +2,8 @@
 # Offline validation of the deployment files (issue 5), run by ./test.sh. Needs no Docker engine,
 # Kubernetes cluster or collector: Debian's yamllint, docker-compose and promtool, kubectl's
 # kustomize, and the npm packages in package-lock.json (kubernetes-models, kubernetes-types,
-# typescript, yaml). Prints one line per check and closes with "deploy: N passed, N failed, N skipped".
+# typescript, yaml, dockerfile-utils). Prints one line per check and closes with
+# "deploy: N passed, N failed, N skipped".
 #
 # The live test (the image's entry command starting a silo that joins a real Redis, see
 # live-silo.sh) needs the `silo` verb (issue 3) with --metrics-port, /healthz and the
@@ -98,6 +99,7 @@ dockerfile_rules() {
     [ -e "$src" ] || { echo "COPY of missing $src"; return 1; }
   done
 }
+node_check dockerfile check-dockerfile.mjs deploy/Dockerfile
 check "Dockerfile: SDK -> runtime stages, Debian's Fashion-MNIST, non-root USER, HEALTHCHECK, exec entry point" dockerfile_rules
 
 entrypoint_expands() {
