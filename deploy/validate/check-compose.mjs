@@ -57,6 +57,12 @@ for (const [name, s] of Object.entries(svc)) {
 }
 check('compose: secrets come only from the (uncommitted) env files', secrets);
 
+const images = [...Object.entries(svc).map(([n, s]) => [`compose ${n}`, s.image]),
+  ...k8s.flatMap(o => (o.spec?.template?.spec ? [...(o.spec.template.spec.initContainers || []), ...o.spec.template.spec.containers] : [])
+    .map(c => [`Kubernetes ${o.kind}/${o.metadata.name} ${c.name}`, c.image]))];
+check('every image pinned to a tag other than latest (compose and Kubernetes)',
+  images.filter(([, i]) => !/:[^/:]+$/.test(i || '') || /:latest$/.test(i)).map(([w, i]) => `${w}: ${i}`));
+
 const collectorImage = 'otel/opentelemetry-collector-contrib:0.136.0';
 const k8sCollector = k8s.find(o => o.kind === 'Deployment' && o.metadata.name === 'otel-collector');
 check(`compose and Kubernetes run the collector distribution the config check knows (${collectorImage})`,
