@@ -25,6 +25,7 @@ internal static unsafe class PhaseProbe
 
     public static void Run()
     {
+
         var d = TimeSpan.FromSeconds(0.5);
         var ctx = new StepContext(true, ComputePool.Serial);
         foreach (var act in new[] { Activation.Linear, Activation.Relu })
