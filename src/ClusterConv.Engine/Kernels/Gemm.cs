@@ -490,15 +490,9 @@ public static unsafe class Gemm
                 {
                     var rows = Math.Min(TileRows, row1 - i);
                     var a = args.A + (i * args.ARowStride) + (k0 * args.AKStride);
-                    for (var q = q0; q < q1; q++)
-                    {
-                        var j = q * TileCols;
-                        var width = Math.Min(TileCols, args.N - j);
-                        var c = args.C + (i * args.Ldc) + j;
-                        var panel = block + ((nint)(q - q0) * kc * TileCols);
-                        var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + j;
-                        Tile(rows, kc, a, panel, c, args.Ldc, width, init, bias);
-                    }
+                    var c = args.C + (i * args.Ldc) + col0;
+                    var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + col0;
+                    Strip(rows, kc, a, block, (nint)kc * TileCols, c, cols, init, bias);
                 }
             }
         }
@@ -510,29 +504,28 @@ public static unsafe class Gemm
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+        private void Strip(int rows, nint kc, float* a, float* b, nint panelStride, float* c, int n, TileInit init, float* bias)
         {
-            var rs = args.ARowStride;
-            var ks = args.AKStride;
+            var (rs, ks, ldc) = (args.ARowStride, args.AKStride, args.Ldc);
             switch (rows)
             {
                 case 6:
-                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows6>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 5:
-                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows5>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 4:
-                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows4>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 3:
-                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows3>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 2:
-                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows2>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 default:
-                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows1>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
             }
         }

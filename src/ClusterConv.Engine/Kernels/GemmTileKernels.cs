@@ -65,14 +65,16 @@ internal readonly struct Rows6 : IRowCount
 }
 
 /// <summary>
-/// One micro-kernel: C tile (rows x width) = init + A strip (rows x kc) · B panel (kc x 16), width
-/// 1..16 (only the right edge of C is narrower). A(i, p) is at a[i * rowStride + p * kStride] (so A
-/// may be transposed without packing); the B panel is packed, 16 floats per k, zero-padded past the
-/// matrix edge; C rows are ldc apart. Only the tile's own width of C and of a column bias is touched.
+/// One micro-kernel over a row strip: for each 16-column panel q of C's n columns,
+/// C tile (rows x width) = init + A strip (rows x kc) · B panel q (kc x 16), width 16 except
+/// possibly the last. A(i, p) is at a[i * rowStride + p * kStride] (so A may be transposed
+/// without packing); B panels are packed, 16 floats per k, panelStride apart, zero-padded past the
+/// matrix edge; C rows are ldc apart. Only C's n columns (and n column-bias values) are touched.
+/// Looping over the panels inside the kernel sets the A pointers up once per strip.
 /// </summary>
 internal unsafe interface ITileKernel
 {
-    static abstract void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+    static abstract void Strip<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, nint panelStride, float* c, nint ldc, int n, TileInit init, float* bias)
         where TRows : struct, IRowCount;
 }
 
@@ -80,7 +82,23 @@ internal unsafe interface ITileKernel
 internal readonly unsafe struct Fma256TileKernel : ITileKernel
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+    public static void Strip<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, nint panelStride, float* c, nint ldc, int n, TileInit init, float* bias)
+        where TRows : struct, IRowCount
+    {
+        var a0 = a;
+        var a1 = a + rowStride;
+        var a2 = a + (2 * rowStride);
+        var a3 = a + (3 * rowStride);
+        var a4 = a + (4 * rowStride);
+        var a5 = a + (5 * rowStride);
+        for (var j = 0; j < n; j += Gemm.TileCols, b += panelStride, c += Gemm.TileCols)
+        {
+            Tile<TRows>(kc, a0, a1, a2, a3, a4, a5, kStride, b, c, ldc, Math.Min(Gemm.TileCols, n - j), init, init == TileInit.Bias ? bias + j : bias);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile<TRows>(nint kc, float* a0, float* a1, float* a2, float* a3, float* a4, float* a5, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
         // Right-edge tiles load and store through lane masks instead of a scratch tile.
@@ -188,12 +206,6 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
             c51 = c01;
         }
 
-        var a0 = a;
-        var a1 = a + rowStride;
-        var a2 = a + (2 * rowStride);
-        var a3 = a + (3 * rowStride);
-        var a4 = a + (4 * rowStride);
-        var a5 = a + (5 * rowStride);
         nint t = 0;
         for (nint p = 0; p < kc; p++)
         {
@@ -297,7 +309,16 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
 /// </summary>
 internal readonly unsafe struct Vector128TileKernel : ITileKernel
 {
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+    public static void Strip<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, nint panelStride, float* c, nint ldc, int n, TileInit init, float* bias)
+        where TRows : struct, IRowCount
+    {
+        for (var j = 0; j < n; j += Gemm.TileCols, b += panelStride, c += Gemm.TileCols)
+        {
+            Tile<TRows>(kc, a, rowStride, kStride, b, c, ldc, Math.Min(Gemm.TileCols, n - j), init, init == TileInit.Bias ? bias + j : bias);
+        }
+    }
+
+    private static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
         if (width < Gemm.TileCols)
@@ -523,7 +544,16 @@ internal readonly unsafe struct Vector128TileKernel : ITileKernel
 /// <summary>Plain scalar code, for hardware without usable vectors.</summary>
 internal readonly unsafe struct ScalarTileKernel : ITileKernel
 {
-    public static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+    public static void Strip<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, nint panelStride, float* c, nint ldc, int n, TileInit init, float* bias)
+        where TRows : struct, IRowCount
+    {
+        for (var j = 0; j < n; j += Gemm.TileCols, b += panelStride, c += Gemm.TileCols)
+        {
+            Tile<TRows>(kc, a, rowStride, kStride, b, c, ldc, Math.Min(Gemm.TileCols, n - j), init, init == TileInit.Bias ? bias + j : bias);
+        }
+    }
+
+    private static void Tile<TRows>(nint kc, float* a, nint rowStride, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
         const int Cols = Gemm.TileCols;
