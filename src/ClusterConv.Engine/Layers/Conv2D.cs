@@ -154,6 +154,16 @@ public sealed unsafe class Conv2D : Layer
             throw new InvalidOperationException($"layer '{Name}': Backward over {n} samples without a Forward over them");
         }
 
+        if (n == 0)
+        {
+            foreach (var parameter in parameters)
+            {
+                parameter.Gradient.AsSpan().Clear();
+            }
+
+            return;
+        }
+
         var g = geometry;
         var chunkSamples = ChunkSamples(n);
         var chunks = (n + chunkSamples - 1) / chunkSamples;
