@@ -52,6 +52,8 @@ internal static class QuickBench
         }
 
         Console.WriteLine($"{"conv + dense total",-34} {total1 * 1e3,7:F3} ms on 1 thread, {total2 * 1e3:F3} ms on 2 threads");
+        Console.WriteLine();
+        StepBench.Run(perCase * 2);
     }
 
     public static double Measure(ComputePool pool, GemmShape shape, TimeSpan duration)

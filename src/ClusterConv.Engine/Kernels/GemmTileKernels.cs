@@ -97,7 +97,7 @@ internal readonly unsafe struct Fma256TileKernel : ITileKernel
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TRows>(nint kc, float* a0, float* a1, float* a2, float* a3, float* a4, float* a5, nint kStride, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
         where TRows : struct, IRowCount
     {
