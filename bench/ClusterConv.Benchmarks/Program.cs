@@ -2,12 +2,6 @@ using System.Globalization;
 using BenchmarkDotNet.Running;
 using ClusterConv.Benchmarks;
 
-if (args.Length > 0 && args[0] == "probe")
-{
-    PhaseProbe.Run();
-    return;
-}
-
 // quick [seconds per case] [layers]: Stopwatch tables (best of repeated runs); anything else: BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "quick")
 {

@@ -78,25 +78,6 @@ internal sealed class StepBench
         }
     }
 
-    public void TimePool()
-    {
-        var t = LayerCase.Best(() => MaxPoolForward(ComputePool.Serial, a1, p1, argmax1), TimeSpan.FromSeconds(0.5));
-        Console.WriteLine($"pool1 forward {t * 1e3:F3} ms");
-        var t2 = LayerCase.Best(() => conv1.Forward(a1, x, new StepContext(true, ComputePool.Serial)), TimeSpan.FromSeconds(0.5));
-        Console.WriteLine($"conv1 forward {t2 * 1e3:F3} ms");
-        t = LayerCase.Best(() => MaxPoolForward(ComputePool.Serial, a1, p1, argmax1), TimeSpan.FromSeconds(0.5));
-        Console.WriteLine($"pool1 forward {t * 1e3:F3} ms");
-        var zeros = 0;
-        var denormal = 0;
-        foreach (var v in a1.Span)
-        {
-            zeros += v == 0 ? 1 : 0;
-            denormal += v != 0 && Math.Abs(v) < 1.2e-38f ? 1 : 0;
-        }
-
-        Console.WriteLine($"a1 zeros {zeros}, denormals {denormal} of {a1.Length}");
-    }
-
     public void Step(StepContext context)
     {
         var pool = context.Compute;
