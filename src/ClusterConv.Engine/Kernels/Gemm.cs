@@ -19,14 +19,14 @@ public enum GemmTranspose
 
 /// <summary>
 /// Single-precision GEMM on row-major matrices: C (m,n) = op(A) · op(B), optionally added to C or
-/// started from a per-column bias.
+/// started from a per-column or per-row bias.
 /// <para>
-/// Structure (BLIS-like, measured on 2-core AVX2 EPYC, see bench/): B is packed into panels of 16
-/// columns (per K block of at most <see cref="KcMax"/>, column blocks of at most
+/// Structure (BLIS-like, measured on the 2-core EPYC, see Kernels/README.md and bench/): B is packed
+/// into panels of 16 columns (per K block of at most <see cref="KcMax"/>, column blocks of at most
 /// <see cref="MaxPanelsPerBlock"/> panels so a block stays in L2); A is read in place, either
-/// orientation, by a register-blocked 6x16 micro-kernel (12 accumulators), one specialised copy per
-/// row count. The ISA kernel (AVX2+FMA, 128-bit vectors, scalar) is chosen once per call through one
-/// generic driver.
+/// orientation, by a register-blocked 6x16 micro-kernel (12 accumulators) that sweeps a row strip
+/// across the panels, one specialised copy per row count. The ISA kernel (AVX2+FMA, 128-bit
+/// vectors, scalar) is chosen once per call through one generic driver.
 /// </para>
 /// <para>
 /// Determinism: every C element is one FMA chain over k in increasing order, whatever the
