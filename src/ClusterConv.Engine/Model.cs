@@ -39,6 +39,17 @@ public sealed class Model
             throw new ModelException($"model '{spec.Name}': the last layer '{layers[^1].Name}' must output a vector of class scores, got {shape}");
         }
 
+        // Nothing consumes the gradient with respect to the images: skip its GEMM.
+        switch (layers[0])
+        {
+            case Conv2D conv:
+                conv.ComputeInputGradient = false;
+                break;
+            case Dense dense:
+                dense.ComputeInputGradient = false;
+                break;
+        }
+
         Layers = layers;
         Parameters = layers.SelectMany(l => l.Parameters).ToArray();
         TrainableParameters = Parameters.Where(p => p.Trainable).ToArray();

@@ -47,6 +47,18 @@ public class FilterKernelsTests
     }
 
     [Fact]
+    public void Any_positive_flags_a_channel_that_fires_in_any_sample()
+    {
+        var t = new Tensor(2, 3, 3, 3);
+        t.Span.Fill(-1f);
+        t.Sample(1)[(1 * 9) + 8] = 0.5f; // channel 1 fires once, in the last value of the second sample
+        t.Sample(0)[(2 * 9) + 0] = 0f;   // channel 2 only reaches zero
+        var any = new long[3];
+        FilterKernels.AnyPositivePerChannel(t, any);
+        Assert.Equal([0L, 1L, 0L], any);
+    }
+
+    [Fact]
     public void Row_norms_and_distances_are_per_row_l2()
     {
         float[] m = [3, 4, 0, 0, 1, 0];

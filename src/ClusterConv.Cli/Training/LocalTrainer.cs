@@ -104,8 +104,8 @@ public sealed class LocalTrainer
                 }
 
                 model.Backward(dLogits.AsSpan(0, n * model.Classes), context);
-                collector.ObserveActivations(step);
                 var withStats = settings.StatsEvery > 0 && step % settings.StatsEvery == 0;
+                collector.ObserveActivations(step, countAll: withStats);
                 if (withStats)
                 {
                     collector.BeforeUpdate();

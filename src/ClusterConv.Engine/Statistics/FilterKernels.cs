@@ -67,6 +67,54 @@ public static class FilterKernels
         }
     }
 
+    /// <summary>
+    /// For activations (N, C, H, W): per channel, whether any value is &gt; 0 (1) or none is (0).
+    /// Stops scanning a channel at its first positive value, so live filters cost almost nothing:
+    /// this is what dead-filter tracking needs on every step.
+    /// </summary>
+    public static void AnyPositivePerChannel(Tensor activations, Span<long> anyPositive)
+    {
+        ArgumentNullException.ThrowIfNull(activations);
+        var c = activations.C;
+        if (anyPositive.Length != c)
+        {
+            throw new ArgumentException($"span must have {c} entries (one per channel)", nameof(anyPositive));
+        }
+
+        var plane = activations.H * activations.W;
+        var data = activations.Span;
+        for (var k = 0; k < c; k++)
+        {
+            anyPositive[k] = 0;
+            for (var n = 0; n < activations.N; n++)
+            {
+                if (HasPositive(data.Slice(((n * c) + k) * plane, plane)))
+                {
+                    anyPositive[k] = 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    public static bool HasPositive(ReadOnlySpan<float> values)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated && values.Length >= Vector256<float>.Count)
+        {
+            ref var start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                if (Vector256.GreaterThanAny(Vector256.LoadUnsafe(ref start, (nuint)i), Vector256<float>.Zero))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return CountPositiveReference(values[i..]) > 0;
+    }
+
     /// <summary>Number of values &gt; 0 (NaN is not).</summary>
     public static long CountPositive(ReadOnlySpan<float> values)
     {

@@ -36,6 +36,7 @@ public sealed class FilterStatisticsCollector
 {
     private readonly Model model;
     private readonly TrackedLayer[] tracked;
+    private bool countedAll;
 
     /// <param name="model">The model whose layers are measured.</param>
     /// <param name="deadWindow">Observed steps without a single positive output before a filter counts as dead.</param>
@@ -87,17 +88,31 @@ public sealed class FilterStatisticsCollector
     /// <summary>Names of the measured layers in model order.</summary>
     public IEnumerable<string> LayerNames => tracked.Select(t => t.Layer.Name);
 
-    /// <summary>Counts positive and zero outputs per filter of the last forward pass and advances the dead-filter window.</summary>
-    public void ObserveActivations(long step)
+    /// <summary>
+    /// Advances the dead-filter window with the last forward pass. With <paramref name="countAll"/>
+    /// it also counts every positive output per filter, which sparsity needs (a full pass over the
+    /// activations); without, it only checks whether each filter fired at all, which is cheap.
+    /// </summary>
+    public void ObserveActivations(long step, bool countAll = true)
     {
         foreach (var t in tracked)
         {
-            Array.Clear(t.Positive);
             var output = model.LayerOutput(t.OutputIndex);
-            FilterKernels.CountPositivePerChannel(output, t.Positive);
+            if (countAll)
+            {
+                Array.Clear(t.Positive);
+                FilterKernels.CountPositivePerChannel(output, t.Positive);
+            }
+            else
+            {
+                FilterKernels.AnyPositivePerChannel(output, t.Positive);
+            }
+
             t.Total = (long)output.N * output.H * output.W;
             t.Dead.Observe(step, t.Positive);
         }
+
+        countedAll = countAll;
     }
 
     /// <summary>Keeps a copy of every measured kernel so the update ratio can be computed.</summary>
@@ -112,6 +127,11 @@ public sealed class FilterStatisticsCollector
     /// <summary>Statistics of the step: gradients as the optimizer saw them, weights after the update.</summary>
     public IReadOnlyList<FilterStatistics> Complete()
     {
+        if (!countedAll)
+        {
+            throw new InvalidOperationException("Complete needs the step's activations counted: call ObserveActivations(step, countAll: true) first");
+        }
+
         var result = new FilterStatistics[tracked.Length];
         for (var i = 0; i < tracked.Length; i++)
         {
