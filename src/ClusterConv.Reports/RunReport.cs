@@ -338,7 +338,7 @@ public static class RunReport
             {
                 var range = maps.Before.Max(v => Math.Abs(v));
                 var columns = maps.Channels <= 32 ? 8 : 16;
-                var scale = Math.Clamp(44 / maps.Width, 1, 4);
+                var scale = Math.Clamp(44 / maps.Width, 2, 4);
                 var before = Enumerable.Range(0, maps.Channels).Select(k => new Tile(maps.Channel(maps.Before, k), maps.Height, maps.Width)).ToArray();
                 html.Figure(ImageGrids.Draw(before, columns, scale, range, TileColors.ZeroBlack), Inv($"{maps.Layer} before activation, image {trace.Index}"),
                     Inv($"{maps.Layer} before {maps.Activation}: {Percent(Fraction(maps.Before, v => v <= 0))} at or below zero"));
