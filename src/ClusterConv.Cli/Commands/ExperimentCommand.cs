@@ -141,7 +141,12 @@ internal static class ExperimentCommand
         var text = ActivationComparison.JsonText(experiment);
         AtomicFile.WriteAllText(Path.Combine(outDir, "experiment.json"), text);
         var report = ActivationComparison.WriteReport(Path.Combine(outDir, "report.html"), settingsJson, rows);
-        console.Write(Table(rows));
+        foreach (var table in Tables(rows))
+        {
+            console.Write(table);
+        }
+
+        console.MarkupLine("[grey]mean sparsity: conv outputs exactly zero (=0, relu) or at or below zero (<=0, other activations) at the last measured step; gradient norms: per filter, over the second half of the measured steps[/]");
         console.MarkupLineInterpolated($"wrote {Path.Combine(outDir, "experiment.json")} and {report}");
         if (asJson)
         {
@@ -184,27 +189,30 @@ internal static class ExperimentCommand
         }
     }
 
-    private static Table Table(IReadOnlyList<ActivationRow> rows)
+    /// <summary>The comparison for the terminal: one row per activation, then the gradient-norm spread of every layer.</summary>
+    internal static IEnumerable<Table> Tables(IReadOnlyList<ActivationRow> rows)
     {
-        var layers = rows.SelectMany(r => r.Gradients).Select(g => g.Layer).Distinct().ToArray();
-        var table = new Table().AddColumns("activation", "test acc", "time (s)", "mean sparsity", "dead filters");
-        foreach (var layer in layers)
-        {
-            table.AddColumn($"{layer} grad norm p10/med/p90");
-        }
-
+        var main = new Table().AddColumns("activation", "test accuracy", "time (s)", "mean sparsity", "dead filters");
         foreach (var r in rows)
         {
-            table.AddRow([
+            main.AddRow(
                 r.Activation,
                 r.TestAccuracy is { } a ? Inv($"{a:0.0000}") : "n/a",
                 r.WallSeconds is { } w ? Inv($"{w:0.0}") : "n/a",
-                Percent(r.MeanSparsity) + (r.SparsityMetric == "sparsity" ? " =0" : " <=0"),
-                Inv($"{r.DeadFilters}/{r.ConvFilters} ({Percent(r.DeadFraction)})"),
-                .. layers.Select(l => r.Gradients.FirstOrDefault(g => g.Layer == l) is { } g ? Inv($"{G(g.P10)}/{G(g.Median)}/{G(g.P90)}") : "n/a"),
-            ]);
+                Percent(r.MeanSparsity) + (r.SparsityMetric == "sparsity" ? " (=0)" : " (<=0)"),
+                Inv($"{r.DeadFilters}/{r.ConvFilters} ({Percent(r.DeadFraction)})"));
         }
 
-        return table;
+        yield return main;
+        var gradients = new Table().AddColumns("activation", "layer", "grad norm p10", "median", "p90");
+        foreach (var r in rows)
+        {
+            foreach (var g in r.Gradients)
+            {
+                gradients.AddRow(r.Activation, g.Layer, G(g.P10), G(g.Median), G(g.P90));
+            }
+        }
+
+        yield return gradients;
     }
 }
