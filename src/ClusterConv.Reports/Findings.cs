@@ -194,6 +194,31 @@ public static class Findings
         return [Weights(layers), Zeros(layers), Gradient(layers), Dead(layers)];
     }
 
+    /// <summary>The question behind the report answered in a few sentences, from the same facts as the statements.</summary>
+    public static string Conclude(IReadOnlyList<LayerFacts> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Count == 0)
+        {
+            return "This run has no per-filter statistics of a Conv2D layer, so it cannot answer the question.";
+        }
+
+        var relu = layers.Where(l => l.ExactZeros).ToArray();
+        var zeroed = layers.Sum(l => l.NearZeroFilters);
+        var dead = layers.Sum(l => l.Dead.Count(d => d.DeadAtEnd));
+        var total = layers.Sum(l => l.Filters);
+        var text = relu.Length > 0
+            ? (zeroed == 0
+                ? Inv($"In this run, relu did not set the weights of filters that contribute little to zero: every conv filter keeps at least {SmallestShare(layers)} of its layer's median weight norm. ")
+                : Inv($"In this run, {zeroed} conv filter(s) did end with weights near zero (below {Percent(NearZeroFraction)} of the median norm). "))
+              + Inv($"What relu zeroes is outputs: {Percent(Mean(relu.Select(l => l.MeanSparsityEnd)))} of the conv outputs, patch by patch. ")
+            : Inv($"In this run the activation ({List(layers.Select(l => l.Activation).Distinct().ToArray())}) zeroes no output exactly, and no filter's weights are driven to zero by it{(zeroed > 0 ? Inv($" ({zeroed} filter(s) ended near zero anyway)") : string.Empty)}. ");
+        text += dead == 0
+            ? "No filter is black for every input: each one passes some patches on to the next layer."
+            : Inv($"{dead} of {total} filters are black for every input (dead): their outputs, not their weights, are zero, and with no gradient through relu they stay that way; the other {total - dead} pass some patches on.");
+        return text;
+    }
+
     private const string WeightsQuestion = "Did any filter's weights go to zero?";
     private const string ZerosQuestion = "What does the activation actually zero?";
     private const string GradientQuestion = "Do filters that contribute little stop being updated, or keep receiving gradient?";

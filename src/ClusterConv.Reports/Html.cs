@@ -82,6 +82,7 @@ public sealed class Html
         th { background: #f0f0f0; }
         .note { color: #555; font-size: 0.9em; }
         .answer { font-size: 1.05em; }
+        .conclusion { font-size: 1.1em; background: #f3f7fb; border-left: 4px solid #3b75af; padding: 0.6em 0.8em; }
         .question { font-weight: bold; margin-bottom: 0.2em; }
         .row { display: flex; flex-wrap: wrap; gap: 0.8em; align-items: flex-start; }
         nav a { margin-right: 1em; }

@@ -8,7 +8,7 @@ namespace ClusterConv.Reports;
 public delegate Dataset TestImageSource(string dataset, ulong seed);
 
 /// <summary>What <see cref="RunReport.Write"/> produced.</summary>
-public sealed record ReportResult(string Path, IReadOnlyList<string> Sections, IReadOnlyList<Statement> Statements, IReadOnlyList<string> Notes);
+public sealed record ReportResult(string Path, IReadOnlyList<string> Sections, string Conclusion, IReadOnlyList<Statement> Statements, IReadOnlyList<string> Notes);
 
 /// <summary>
 /// RUN_DIR/report.html: how the run's Conv2D layers learned, from metrics.jsonl, summary.json and the checkpoints.
@@ -37,6 +37,7 @@ public static class RunReport
         notes.AddRange(run.Metrics.Problems.Select(p => "metrics.jsonl " + p + " (skipped)"));
         var facts = Findings.Measure(run.Metrics);
         var statements = Findings.Describe(facts);
+        var conclusion = Findings.Conclude(facts);
         var html = new Html();
         var title = Inv($"ClusterConv report: {run.Model ?? "model"} on {DatasetLabel(run.Dataset)}");
         html.Heading(1, title);
@@ -47,7 +48,7 @@ public static class RunReport
         }
 
         SummarySection(html, run);
-        MeasurementsSection(html, statements);
+        MeasurementsSection(html, statements, conclusion);
         CurvesSection(html, run.Metrics);
         HeatmapSection(html, run.Metrics);
         FiltersSection(html, run);
@@ -61,7 +62,7 @@ public static class RunReport
         var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         File.WriteAllText(temporary, text);
         File.Move(temporary, path, overwrite: true);
-        return new ReportResult(path, SectionIds, statements, notes);
+        return new ReportResult(path, SectionIds, conclusion, statements, notes);
     }
 
     private static string DatasetLabel(string? dataset) => dataset is null ? "unknown data" : Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset));
@@ -74,7 +75,9 @@ public static class RunReport
         {
             if (run.Summary[key] is { } value)
             {
-                rows.Add([key, value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<double>(out var d) && key.Contains("accuracy", StringComparison.Ordinal) ? Percent(d) : value.ToString()]);
+                rows.Add([key, value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<double>(out var d)
+                    ? key.Contains("accuracy", StringComparison.Ordinal) ? Percent(d) : d == Math.Round(d) ? Inv($"{d}") : d.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)
+                    : value.ToString()]);
             }
         }
 
@@ -89,9 +92,10 @@ public static class RunReport
         html.CloseSection();
     }
 
-    private static void MeasurementsSection(Html html, IReadOnlyList<Statement> statements)
+    private static void MeasurementsSection(Html html, IReadOnlyList<Statement> statements, string conclusion)
     {
         html.OpenSection("measurements", "What the measurements say");
+        html.Paragraph(conclusion, "conclusion");
         html.Note("With relu, do the filters that don't improve accuracy get set to all zeros, so that only non-black convolutions reach deeper layers? Each answer below is generated from this run's per-filter statistics (metrics.jsonl), with these thresholds: "
             + Inv($"a filter's weights count as zero below {Percent(Findings.NearZeroFraction)} of its layer's median filter norm; the least active filters are the quarter with the highest sparsity over the second half of the measured steps; their gradient has stopped below {G(Findings.StoppedRatio)} of the other filters' median and is reduced below {G(Findings.ReducedRatio)}; a filter is dead while the trainer lists it (no positive output for any sample over --dead-window steps)."));
         foreach (var s in statements)

@@ -118,6 +118,19 @@ public sealed class FindingsTests
     }
 
     [Fact]
+    public void The_conclusion_says_whether_weights_or_outputs_went_to_zero_and_how_many_filters_are_black_for_every_input()
+    {
+        var healthy = Findings.Conclude(Findings.Measure(Metrics(sparsity: (_, _) => 0.4)));
+        Assert.StartsWith("In this run, relu did not set the weights of filters that contribute little to zero", healthy, StringComparison.Ordinal);
+        Assert.Contains("What relu zeroes is outputs: 40% of the conv outputs", healthy, StringComparison.Ordinal);
+        Assert.EndsWith("No filter is black for every input: each one passes some patches on to the next layer.", healthy, StringComparison.Ordinal);
+
+        var dying = Findings.Conclude(Findings.Measure(Metrics(dead: (step, f) => f < 3 && step >= 40, weight: (step, f) => f == 7 && step > 100 ? 0 : 1)));
+        Assert.StartsWith("In this run, 1 conv filter(s) did end with weights near zero", dying, StringComparison.Ordinal);
+        Assert.Contains("3 of 8 filters are black for every input (dead)", dying, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Without_per_filter_statistics_every_statement_says_not_measured()
     {
         var metrics = RunMetrics.Read(new StringReader("""{"type":"step","epoch":0,"step":0,"wall_seconds":0.1,"loss":2.3,"accuracy":0.1,"lr":0.002}"""));

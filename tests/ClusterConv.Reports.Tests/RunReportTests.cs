@@ -120,6 +120,8 @@ public sealed class RunReportTests(ReportedRuns runs) : IClassFixture<ReportedRu
         Assert.DoesNotContain(normal.Dead, d => d.DeadAtEnd && ReportedRuns.ForcedDead.Contains(d.Filter));
         Assert.DoesNotContain("filter 0 from step", runs.NormalReport.Statements.Single(s => s.Key == "dead").Details[0], StringComparison.Ordinal);
 
+        Assert.Contains("are black for every input (dead): their outputs, not their weights, are zero", runs.DeadReport.Conclusion, StringComparison.Ordinal);
+
         // Dead filters keep their (negative) weights: "dead" is about outputs, not weights gone to zero.
         Assert.StartsWith("No.", runs.DeadReport.Statements.Single(s => s.Key == "weights").Answer, StringComparison.Ordinal);
     }

@@ -30,6 +30,7 @@ internal static class ReportCommand
             console.MarkupLineInterpolated($"[yellow]note:[/] {note}");
         }
 
+        console.WriteLine(result.Conclusion);
         foreach (var s in result.Statements)
         {
             console.MarkupLineInterpolated($"[bold]{s.Question}[/] {s.Answer}");
