@@ -12,7 +12,7 @@ public static class Charts
     public const int Height = 340;
 
     /// <summary>Lines (or markers) against a shared x axis.</summary>
-    public static byte[] Lines(string title, string xLabel, string yLabel, IEnumerable<Series> series, int width = Width, int height = Height)
+    public static byte[] Lines(string title, string xLabel, string yLabel, IEnumerable<Series> series, Alignment legend = Alignment.UpperRight, int width = Width, int height = Height)
     {
         ArgumentNullException.ThrowIfNull(series);
         PlotFonts.EnsureRegistered();
@@ -38,7 +38,7 @@ public static class Charts
         plot.YLabel(yLabel, 12);
         if (any)
         {
-            plot.ShowLegend(Alignment.UpperRight);
+            plot.ShowLegend(legend);
         }
 
         return plot.GetImageBytes(width, height, ImageFormat.Png);

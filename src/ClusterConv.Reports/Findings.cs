@@ -31,6 +31,7 @@ public sealed record LayerFacts(
     double OtherUpdateRatio,
     IReadOnlyList<DeadFilter> Dead,
     double DeadGradNormAfterDeath,
+    double DeadUpdateRatioAtEnd,
     int Revived)
 {
     /// <summary>Median gradient norm of the least active filters over the layer's other filters (second half of the measured steps).</summary>
@@ -142,6 +143,7 @@ public static class Findings
             others.Length > 0 ? LateMedian(s => s.UpdateRatio, others) : double.NaN,
             dead,
             deadGrad,
+            deadAtEnd.Length == 0 ? double.NaN : deadAtEnd.Max(d => last.Stats.UpdateRatio[d.Filter]),
             dead.Count(d => !d.DeadAtEnd));
     }
 
@@ -215,7 +217,9 @@ public static class Findings
             : Inv($"In this run the activation ({List(layers.Select(l => l.Activation).Distinct().ToArray())}) zeroes no output exactly, and no filter's weights are driven to zero by it{(zeroed > 0 ? Inv($" ({zeroed} filter(s) ended near zero anyway)") : string.Empty)}. ");
         text += dead == 0
             ? "No filter is black for every input: each one passes some patches on to the next layer."
-            : Inv($"{dead} of {total} filters are black for every input (dead): their outputs, not their weights, are zero, and with no gradient through relu they stay that way; the other {total - dead} pass some patches on.");
+            : Inv($"{dead} of {total} filters are black for every input (dead): their outputs, not their weights, are zero")
+              + (layers.Where(l => l.Dead.Any(d => d.DeadAtEnd)).All(l => l.DeadGradNormAfterDeath == 0) ? ", and they get exactly zero gradient, so only a change in the layers before them can bring them back" : string.Empty)
+              + Inv($"; the other {total - dead} pass some patches on.");
         return text;
     }
 
@@ -285,8 +289,9 @@ public static class Findings
         if (deadGrad.Length > 0)
         {
             var largest = deadGrad.Max(l => l.DeadGradNormAfterDeath);
+            var moved = deadGrad.Max(l => l.DeadUpdateRatioAtEnd);
             answer += largest == 0
-                ? " Dead filters are the exception: from the step they died on, their gradient norm is exactly 0 (relu passes no gradient where its output is zero), so the loss no longer changes them."
+                ? Inv($" Dead filters are the exception: from the step they died on, their gradient norm is exactly 0 (relu passes no gradient where its output is zero), so the loss no longer pulls on them; their largest update ratio at the last measured step is {G(moved)}{(moved > 0 ? " (the optimizer's momentum and weight decay, not the loss)" : string.Empty)}.")
                 : Inv($" Dead filters: the largest gradient norm a dead filter received after it died is {G(largest)}.");
         }
 

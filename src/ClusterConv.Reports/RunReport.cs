@@ -88,7 +88,7 @@ public static class RunReport
 
         var stats = run.Metrics.StatSteps;
         rows.Add(["per-filter statistics", stats.Count == 0 ? "none" : Inv($"{stats.Count} steps, from step {stats[0].Step} to {stats[^1].Step}, layers {string.Join(", ", run.Metrics.Layers)}")]);
-        html.Table(["", ""], rows);
+        html.Table(["setting", "value"], rows);
         html.CloseSection();
     }
 
@@ -133,7 +133,7 @@ public static class RunReport
         {
             html.Raw("<div class=\"row\">");
             html.Figure(
-                Charts.Lines("Loss", label, "cross-entropy",
+                Charts.Lines("Loss", label, "cross-entropy", series:
                 [
                     new Series("train (batch)", metrics.Steps.Select(stepX).ToArray(), metrics.Steps.Select(s => s.Loss).ToArray()),
                     new Series("train (epoch mean)", metrics.Epochs.Select(epochX).ToArray(), metrics.Epochs.Select(e => e.TrainLoss).ToArray(), Markers: true),
@@ -141,7 +141,7 @@ public static class RunReport
                 ]),
                 $"loss against {axis}");
             html.Figure(
-                Charts.Lines("Accuracy", label, "accuracy",
+                Charts.Lines("Accuracy", label, "accuracy", legend: ScottPlot.Alignment.LowerRight, series:
                 [
                     new Series("train (batch)", metrics.Steps.Select(stepX).ToArray(), metrics.Steps.Select(s => s.Accuracy).ToArray()),
                     new Series("train (epoch mean)", metrics.Epochs.Select(epochX).ToArray(), metrics.Epochs.Select(e => e.TrainAccuracy).ToArray(), Markers: true),
