@@ -110,10 +110,18 @@ public static class CheckpointInspector
                 var shape = conv.OutputShape;
                 float[]? after = null;
                 var activation = "linear";
-                if (l + 1 < model.Layers.Count && model.Layers[l + 1] is ActivationLayer act && act.Name.StartsWith(conv.Name + "/", StringComparison.Ordinal))
+                // The activation after the conv: its own (split off above), or, for a linear conv, the first stand-alone
+                // activation before the next layer with weights (e.g. Conv2D, BatchNormalization, ReLU), as the statistics do.
+                for (var j = l + 1; j < model.Layers.Count && model.Layers[j] is not (Conv2D or Dense); j++)
                 {
-                    after = model.LayerOutput(l + 1).Sample(i).ToArray();
-                    activation = act.Activation.KerasName;
+                    if (model.Layers[j] is ActivationLayer act && act.Activation.Kind != ActivationKind.Linear && model.Layers[j].OutputShape == conv.OutputShape)
+                    {
+                        after = model.LayerOutput(j).Sample(i).ToArray();
+                        activation = act.Name.StartsWith(conv.Name + "/", StringComparison.Ordinal)
+                            ? act.Activation.KerasName
+                            : act.Activation.KerasName + " (after " + string.Join(", ", model.Layers.Skip(l + 1).Take(j - l - 1).Select(x => x.TypeName)) + ")";
+                        break;
+                    }
                 }
 
                 maps.Add(new FeatureMaps(conv.Name, activation, shape.C, shape.H, shape.W, before, after));
