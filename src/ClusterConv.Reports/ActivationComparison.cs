@@ -151,6 +151,25 @@ public static class ActivationComparison
         }
 
         html.Raw("</div>");
+        html.Heading(3, "Gradient-norm distribution per layer");
+        html.Raw("<div class=\"row\">");
+        var names = rows.Select(r => r.Activation).ToArray();
+        var x = Enumerable.Range(0, rows.Count).Select(i => (double)i).ToArray();
+        foreach (var layer in rows.SelectMany(r => r.Gradients).Select(g => g.Layer).Distinct())
+        {
+            GradientSpread? Of(ActivationRow r) => r.Gradients.FirstOrDefault(g => g.Layer == layer);
+            html.Figure(
+                Charts.Lines(Inv($"{layer}: filter gradient norms"), "activation", "gradient L2 norm", legend: ScottPlot.Alignment.UpperRight, xTickLabels: names, series:
+                [
+                    new Series("90th percentile", x, rows.Select(r => Of(r)?.P90 ?? double.NaN).ToArray(), Markers: true),
+                    new Series("median", x, rows.Select(r => Of(r)?.Median ?? double.NaN).ToArray(), Markers: true),
+                    new Series("10th percentile", x, rows.Select(r => Of(r)?.P10 ?? double.NaN).ToArray(), Markers: true),
+                ]),
+                Inv($"{layer} gradient-norm distribution per activation"));
+        }
+
+        html.Raw("</div>");
+        html.Note("Per filter, over the second half of the measured steps.");
         html.CloseSection();
 
         html.OpenSection("filters", "Learned first-layer filters, side by side");

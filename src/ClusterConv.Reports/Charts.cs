@@ -12,7 +12,7 @@ public static class Charts
     public const int Height = 340;
 
     /// <summary>Lines (or markers) against a shared x axis.</summary>
-    public static byte[] Lines(string title, string xLabel, string yLabel, IEnumerable<Series> series, Alignment legend = Alignment.UpperRight, int width = Width, int height = Height)
+    public static byte[] Lines(string title, string xLabel, string yLabel, IEnumerable<Series> series, Alignment legend = Alignment.UpperRight, IReadOnlyList<string>? xTickLabels = null, int width = Width, int height = Height)
     {
         ArgumentNullException.ThrowIfNull(series);
         PlotFonts.EnsureRegistered();
@@ -31,6 +31,12 @@ public static class Charts
             scatter.MarkerSize = s.Markers || points.Length == 1 ? 6 : 0;
             scatter.LineWidth = s.Markers ? 0 : 1.5f;
             any = true;
+        }
+
+        if (xTickLabels is not null)
+        {
+            plot.Axes.Bottom.SetTicks(Enumerable.Range(0, xTickLabels.Count).Select(i => (double)i).ToArray(), xTickLabels.ToArray());
+            plot.Axes.SetLimitsX(-0.5, xTickLabels.Count - 0.5);
         }
 
         plot.Title(title, 13);
