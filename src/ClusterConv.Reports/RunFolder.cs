@@ -54,7 +54,10 @@ public sealed class RunFolder
         var metricsPath = System.IO.Path.Combine(full, "metrics.jsonl");
         if (!File.Exists(metricsPath))
         {
-            throw new ReportException($"'{metricsPath}' not found: not a run folder (train writes metrics.jsonl)");
+            var experiment = File.Exists(System.IO.Path.Combine(full, "experiment.json"))
+                ? $"; this is an experiment folder: its report is {System.IO.Path.Combine(full, "report.html")} and its runs are the folders in it"
+                : string.Empty;
+            throw new ReportException($"'{metricsPath}' not found: not a run folder (train writes metrics.jsonl){experiment}");
         }
 
         JsonObject summary;
