@@ -20,7 +20,7 @@ public sealed record FeatureMaps(string Layer, string Activation, int Channels, 
 }
 
 /// <summary>What a test image does inside the model: its pixels, label, the prediction and every conv layer's maps.</summary>
-public sealed record ImageTrace(int Index, int Label, string ClassName, int Predicted, float[] Pixels, int Height, int Width, IReadOnlyList<FeatureMaps> Layers);
+public sealed record ImageTrace(int Index, int Label, string ClassName, int Predicted, string PredictedName, float[] Pixels, int Height, int Width, IReadOnlyList<FeatureMaps> Layers);
 
 /// <summary>Reads weights out of checkpoints and runs the engine on them to see the feature maps.</summary>
 public static class CheckpointInspector
@@ -139,7 +139,8 @@ public static class CheckpointInspector
 
             var pixels = test.Image(indices[i]).ToArray().Select(b => b / 255f).ToArray();
             var label = test.Label(indices[i]);
-            traces.Add(new ImageTrace(indices[i], label, label < test.ClassNames.Count ? test.ClassNames[label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture), predicted, pixels, test.Height, test.Width, maps));
+            string Name(int c) => c < test.ClassNames.Count ? test.ClassNames[c] : c.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            traces.Add(new ImageTrace(indices[i], label, Name(label), predicted, Name(predicted), pixels, test.Height, test.Width, maps));
         }
 
         return traces;

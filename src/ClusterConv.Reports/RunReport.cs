@@ -335,7 +335,7 @@ public static class RunReport
         html.Note("The final weights (model.ckpt) run on test images. Each tile is one filter's output map; black is exactly zero, orange to yellow positive, blue negative, on one scale per layer and image (the largest magnitude before the activation). What relu zeroes is these outputs, position by position, not the filters' weights.");
         foreach (var trace in traces)
         {
-            html.Heading(3, Inv($"test image {trace.Index}: {trace.ClassName}, predicted {trace.Predicted}"));
+            html.Heading(3, Inv($"test image {trace.Index}: {trace.ClassName}, predicted {trace.PredictedName}"));
             html.Raw("<div class=\"row\">");
             html.Figure(ImageGrids.Draw([new Tile(trace.Pixels, trace.Height, trace.Width)], 1, 4, 1, TileColors.Grey), Inv($"test image {trace.Index}"), "input");
             foreach (var maps in trace.Layers)

@@ -23,7 +23,7 @@ public sealed class ExperimentTests : IDisposable
     };
 
     [Fact]
-    public void The_activation_experiment_on_synthetic_data_completes_with_one_row_per_activation_and_resumes_finished_runs()
+    public async Task The_activation_experiment_on_synthetic_data_completes_with_one_row_per_activation_and_resumes_finished_runs()
     {
         Assert.Equal(0, ExperimentCommand.Execute(Settings("relu", "tanh"), asJson: true, CancellationToken.None));
 
@@ -47,6 +47,23 @@ public sealed class ExperimentTests : IDisposable
         var report = File.ReadAllText(Path.Combine(directory, "report.html"));
         Assert.Contains("alt=\"relu first-layer filters\"", report, StringComparison.Ordinal);
         Assert.Contains("alt=\"tanh first-layer filters\"", report, StringComparison.Ordinal);
+
+        // The comparison page shows in a browser: no errors, every image decodes.
+        await using (var browser = await HeadlessChromium.StartAsync(Path.Combine(directory, "chromium-profile")))
+        {
+            await browser.OpenAsync(Path.Combine(directory, "report.html"));
+            var page = (await browser.EvaluateAsync("""
+                (async () => {
+                  const images = [...document.images];
+                  await Promise.all(images.map(i => i.decode().catch(() => null)));
+                  return { images: images.length, broken: images.filter(i => i.naturalWidth === 0).length, sections: [...document.querySelectorAll('section')].map(s => s.id) };
+                })()
+                """))!;
+            Assert.Empty(browser.Errors);
+            Assert.Equal(0, page["broken"]!.GetValue<int>());
+            Assert.True(page["images"]!.GetValue<int>() >= 2 + 4 + 2);
+            Assert.Equal(["settings", "comparison", "curves", "filters"], page["sections"]!.AsArray().Select(s => s!.GetValue<string>()));
+        }
 
         // The terminal table: one row per activation.
         var written = new StringWriter();
