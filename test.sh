@@ -6,4 +6,6 @@ cd "$root"
 scripts/ensure-dotnet.sh
 scripts/ensure-packages.sh dataset-fashion-mnist chromium fonts-dejavu-core
 dotnet build ClusterConv.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+# Deployment files (compose, Kubernetes, Prometheus, collector, image): offline checks, deploy/validate/run.sh.
+deploy/validate/run.sh
 dotnet test ClusterConv.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@"

@@ -40,9 +40,17 @@ public static class GemmShapes
     ];
 }
 
-/// <summary>Random operands of one workload, reused across runs.</summary>
+/// <summary>
+/// Random operands of one workload, reused across runs. Per-sample workloads use the buffers the
+/// way Conv2D does: the kernel W is shared, the per-sample im2col matrix and activation gradient
+/// live in one per-thread scratch (rebuilt for each sample, so L2-resident), and the per-sample
+/// outputs (pre-activations, weight-gradient chunk sums) are distinct.
+/// </summary>
 public sealed unsafe class GemmOperands
 {
+    [ThreadStatic]
+    private static float[]? threadOperand;
+
     private readonly GemmShape shape;
     private readonly float[] a;
     private readonly float[] b;
@@ -53,13 +61,10 @@ public sealed unsafe class GemmOperands
     {
         this.shape = shape;
         var random = new DeterministicRandom(1);
-
-        // The shared operand (the conv kernel W) is A for forward and input gradient; per-sample
-        // operands (col, dPre) get their own copies so caches see what the layer sees.
         var perSample = shape.Count > 1;
-        a = Fill(shape.M * shape.K * (perSample && shape.Transpose == GemmTranspose.B ? shape.Count : 1), ref random);
-        b = Fill(shape.K * shape.N * shape.Count, ref random);
-        c = new float[shape.M * shape.N * (shape.Count / shape.Accumulate)];
+        a = Fill(shape.M * shape.K, ref random);
+        b = Fill(shape.K * shape.N, ref random);
+        c = new float[shape.M * shape.N * (perSample ? shape.Count / shape.Accumulate : 1)];
         part = RunPart;
     }
 
@@ -79,22 +84,36 @@ public sealed unsafe class GemmOperands
     private void RunPart(int part)
     {
         var (m, n, k) = (shape.M, shape.N, shape.K);
-        fixed (float* pa = a, pb = b, pc = c)
+
+        // The thread's scratch: [b | a, or room for C]: col (forward), dPre and col (weight
+        // gradient), dPre and dCol (input gradient).
+        var length = b.Length + Math.Max(a.Length, m * n);
+        if (threadOperand is null || threadOperand.Length != length)
+        {
+            threadOperand = new float[length];
+            b.CopyTo(threadOperand, 0);
+            a.CopyTo(threadOperand, b.Length);
+        }
+
+        fixed (float* pa = a, pb = b, pc = c, scratch = threadOperand)
         {
             for (var i = 0; i < shape.Accumulate; i++)
             {
                 var sample = (part * shape.Accumulate) + i;
-                var cPart = pc + ((nint)part * m * n);
-                if (shape.Transpose == GemmTranspose.B)
+                switch (shape.Transpose)
                 {
-                    // dWᵀ (CRS, K) += col (CRS, PQ) · dPre (K, PQ)ᵀ
-                    Gemm.ComputeSerial(GemmTranspose.B, m, n, k, pa + ((nint)sample * m * k), k, pb + ((nint)sample * n * k), k, cPart, n, accumulate: i > 0);
-                }
-                else
-                {
-                    // forward W (K, CRS) · col (CRS, PQ); input gradient W (K, CRS)ᵀ · dPre (K, PQ)
-                    var lda = shape.Transpose == GemmTranspose.A ? m : k;
-                    Gemm.ComputeSerial(shape.Transpose, m, n, k, pa, lda, pb + ((nint)sample * k * n), n, pc + ((nint)sample * m * n), n);
+                    case GemmTranspose.None:
+                        // forward: pre_n (K, PQ) = W (K, CRS) · col (CRS, PQ)
+                        Gemm.ComputeSerial(GemmTranspose.None, m, n, k, pa, k, scratch, n, pc + ((nint)sample * m * n), n);
+                        break;
+                    case GemmTranspose.B:
+                        // weight gradient: chunk dWᵀ (CRS, K) += col (CRS, PQ) · dPre (K, PQ)ᵀ
+                        Gemm.ComputeSerial(GemmTranspose.B, m, n, k, scratch + b.Length, k, scratch, k, pc + ((nint)part * m * n), n, accumulate: i > 0);
+                        break;
+                    default:
+                        // input gradient: dCol (CRS, PQ) = W (K, CRS)ᵀ · dPre (K, PQ), into the thread's scratch
+                        Gemm.ComputeSerial(GemmTranspose.A, m, n, k, pa, m, scratch, n, scratch + b.Length, n);
+                        break;
                 }
             }
         }

@@ -2,18 +2,6 @@ using System.Globalization;
 using BenchmarkDotNet.Running;
 using ClusterConv.Benchmarks;
 
-if (args.Length > 2 && args[0] == "loop")
-{
-    PhaseProbe.Loop(args[1], double.Parse(args[2], CultureInfo.InvariantCulture));
-    return;
-}
-
-if (args.Length > 0 && args[0] == "probe")
-{
-    PhaseProbe.Run();
-    return;
-}
-
 // quick [seconds per case] [layers]: Stopwatch tables (best of repeated runs); anything else: BenchmarkDotNet.
 if (args.Length > 0 && args[0] == "quick")
 {

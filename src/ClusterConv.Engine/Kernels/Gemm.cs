@@ -19,14 +19,14 @@ public enum GemmTranspose
 
 /// <summary>
 /// Single-precision GEMM on row-major matrices: C (m,n) = op(A) · op(B), optionally added to C or
-/// started from a per-column bias.
+/// started from a per-column or per-row bias.
 /// <para>
-/// Structure (BLIS-like, measured on 2-core AVX2 EPYC, see bench/): B is packed into panels of 16
-/// columns (per K block of at most <see cref="KcMax"/>, column blocks of at most
+/// Structure (BLIS-like, measured on the 2-core EPYC, see Kernels/README.md and bench/): B is packed
+/// into panels of 16 columns (per K block of at most <see cref="KcMax"/>, column blocks of at most
 /// <see cref="MaxPanelsPerBlock"/> panels so a block stays in L2); A is read in place, either
-/// orientation, by a register-blocked 6x16 micro-kernel (12 accumulators), one specialised copy per
-/// row count. The ISA kernel (AVX2+FMA, 128-bit vectors, scalar) is chosen once per call through one
-/// generic driver.
+/// orientation, by a register-blocked 6x16 micro-kernel (12 accumulators) that sweeps a row strip
+/// across the panels, one specialised copy per row count. The ISA kernel (AVX2+FMA, 128-bit
+/// vectors, scalar) is chosen once per call through one generic driver.
 /// </para>
 /// <para>
 /// Determinism: every C element is one FMA chain over k in increasing order, whatever the
@@ -490,15 +490,9 @@ public static unsafe class Gemm
                 {
                     var rows = Math.Min(TileRows, row1 - i);
                     var a = args.A + (i * args.ARowStride) + (k0 * args.AKStride);
-                    for (var q = q0; q < q1; q++)
-                    {
-                        var j = q * TileCols;
-                        var width = Math.Min(TileCols, args.N - j);
-                        var c = args.C + (i * args.Ldc) + j;
-                        var panel = block + ((nint)(q - q0) * kc * TileCols);
-                        var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + j;
-                        Tile(rows, kc, a, panel, c, args.Ldc, width, init, bias);
-                    }
+                    var c = args.C + (i * args.Ldc) + col0;
+                    var bias = init == TileInit.RowBias ? args.Bias + i : args.Bias + col0;
+                    Strip(rows, kc, a, block, (nint)kc * TileCols, c, cols, init, bias);
                 }
             }
         }
@@ -510,29 +504,28 @@ public static unsafe class Gemm
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Tile(int rows, nint kc, float* a, float* b, float* c, nint ldc, int width, TileInit init, float* bias)
+        private void Strip(int rows, nint kc, float* a, float* b, nint panelStride, float* c, int n, TileInit init, float* bias)
         {
-            var rs = args.ARowStride;
-            var ks = args.AKStride;
+            var (rs, ks, ldc) = (args.ARowStride, args.AKStride, args.Ldc);
             switch (rows)
             {
                 case 6:
-                    TKernel.Tile<Rows6>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows6>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 5:
-                    TKernel.Tile<Rows5>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows5>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 4:
-                    TKernel.Tile<Rows4>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows4>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 3:
-                    TKernel.Tile<Rows3>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows3>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 case 2:
-                    TKernel.Tile<Rows2>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows2>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
                 default:
-                    TKernel.Tile<Rows1>(kc, a, rs, ks, b, c, ldc, width, init, bias);
+                    TKernel.Strip<Rows1>(kc, a, rs, ks, b, panelStride, c, ldc, n, init, bias);
                     break;
             }
         }

@@ -154,6 +154,16 @@ public sealed unsafe class Conv2D : Layer
             throw new InvalidOperationException($"layer '{Name}': Backward over {n} samples without a Forward over them");
         }
 
+        if (n == 0)
+        {
+            foreach (var parameter in parameters)
+            {
+                parameter.Gradient.AsSpan().Clear();
+            }
+
+            return;
+        }
+
         var g = geometry;
         var chunkSamples = ChunkSamples(n);
         var chunks = (n + chunkSamples - 1) / chunkSamples;
@@ -226,14 +236,13 @@ public sealed unsafe class Conv2D : Layer
         var col = (columnScratch ??= new AlignedBuffer()).Ensure((long)g.Crs * pq);
         Im2Col(callInput + ((long)n * g.C * g.H * g.W), col);
         var output = callOutput + ((long)n * length);
+        var pre = Activation.Kind == ActivationKind.Linear ? output : preActivation.Pointer + ((long)n * length);
+        Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, pre, pq, rowBias: callBias);
         if (Activation.Kind == ActivationKind.Linear)
         {
-            Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, output, pq, rowBias: callBias);
             return;
         }
 
-        var pre = preActivation.Pointer + ((long)n * length);
-        Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, pre, pq, rowBias: callBias);
         ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
     }
 
@@ -333,57 +342,64 @@ public sealed unsafe class Conv2D : Layer
     internal void Im2Col(float* input, float* col)
     {
         var g = geometry;
-        var pq = g.P * g.Q;
-        var rowStep = (nint)g.StrideH * g.W;
+        var pq = (nint)g.P * g.Q;
         for (var c = 0; c < g.C; c++)
         {
             for (var r = 0; r < g.R; r++)
             {
-                var (p0, p1) = ValidRows(r);
                 for (var s = 0; s < g.S; s++)
                 {
-                    var row = col + ((((c * g.R) + r) * g.S) + s) * (nint)pq;
-                    var (q0, q1) = ValidColumns(s);
-                    if (p0 >= p1 || q0 >= q1)
-                    {
-                        new Span<float>(row, pq).Clear();
-                        continue;
-                    }
-
-                    new Span<float>(row, p0 * g.Q).Clear();
-                    new Span<float>(row + (p1 * g.Q), (g.P - p1) * g.Q).Clear();
-                    var width = q1 - q0;
-                    var src = input + ((((c * g.H) + (p0 * g.StrideH) + r - g.PadTop) * (nint)g.W) + (q0 * g.StrideW) + s - g.PadLeft);
-                    var dst = row + (p0 * g.Q) + q0;
-                    if (g.StrideW == 1 && width == g.Q)
-                    {
-                        for (var p = p0; p < p1; p++, src += rowStep, dst += g.Q)
-                        {
-                            Layout.CopyRun(src, dst, width);
-                        }
-
-                        continue;
-                    }
-
-                    for (var p = p0; p < p1; p++, src += rowStep, dst += g.Q)
-                    {
-                        new Span<float>(dst - q0, q0).Clear();
-                        if (g.StrideW == 1)
-                        {
-                            Layout.CopyRun(src, dst, width);
-                        }
-                        else
-                        {
-                            for (var q = 0; q < width; q++)
-                            {
-                                dst[q] = src[q * g.StrideW];
-                            }
-                        }
-
-                        new Span<float>(dst + width, g.Q - q1).Clear();
-                    }
+                    Im2ColRow(input, c, r, s, col + ((((c * g.R) + r) * g.S) + s) * pq);
                 }
             }
+        }
+    }
+
+    // row (P·Q) of col for window offset (c, r, s) <- input sample (C, H, W)
+    private void Im2ColRow(float* input, int c, int r, int s, float* row)
+    {
+        var g = geometry;
+        var pq = g.P * g.Q;
+        var rowStep = (nint)g.StrideH * g.W;
+        var (p0, p1) = ValidRows(r);
+        var (q0, q1) = ValidColumns(s);
+        if (p0 >= p1 || q0 >= q1)
+        {
+            new Span<float>(row, pq).Clear();
+            return;
+        }
+
+        new Span<float>(row, p0 * g.Q).Clear();
+        new Span<float>(row + (p1 * g.Q), (g.P - p1) * g.Q).Clear();
+        var width = q1 - q0;
+        var src = input + ((((c * g.H) + (p0 * g.StrideH) + r - g.PadTop) * (nint)g.W) + (q0 * g.StrideW) + s - g.PadLeft);
+        var dst = row + (p0 * g.Q) + q0;
+        if (g.StrideW == 1 && width == g.Q)
+        {
+            for (var p = p0; p < p1; p++, src += rowStep, dst += g.Q)
+            {
+                Layout.CopyRun(src, dst, width);
+            }
+
+            return;
+        }
+
+        for (var p = p0; p < p1; p++, src += rowStep, dst += g.Q)
+        {
+            new Span<float>(dst - q0, q0).Clear();
+            if (g.StrideW == 1)
+            {
+                Layout.CopyRun(src, dst, width);
+            }
+            else
+            {
+                for (var q = 0; q < width; q++)
+                {
+                    dst[q] = src[q * g.StrideW];
+                }
+            }
+
+            new Span<float>(dst + width, g.Q - q1).Clear();
         }
     }
 

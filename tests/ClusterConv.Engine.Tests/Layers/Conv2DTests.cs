@@ -147,6 +147,20 @@ public sealed class Conv2DTests
     }
 
     [Fact]
+    public void An_empty_batch_gives_zero_gradients()
+    {
+        var layer = Build(new Conv2DSpec("conv", 4, 3, 3, UseBias: true), new SampleShape(2, 6, 6), seed: 1);
+        layer.Parameters[0].Gradient.AsSpan().Fill(5f);
+        layer.Parameters[1].Gradient.AsSpan().Fill(5f);
+        var input = new Tensor(0, layer.InputShape);
+        var output = new Tensor(0, layer.OutputShape);
+        var context = new StepContext(true, ComputePool.Serial);
+        layer.Forward(output, input, context);
+        layer.Backward(new Tensor(0, layer.InputShape), new Tensor(0, layer.OutputShape), input, output, context);
+        Assert.All(layer.Parameters, p => Assert.All(p.Gradient, v => Assert.Equal(0f, v)));
+    }
+
+    [Fact]
     public void Parameters_have_keras_shapes_and_initialization()
     {
         var layer = Build(new Conv2DSpec("conv", 8, 3, 5, UseBias: true), new SampleShape(4, 10, 10), seed: 1);
