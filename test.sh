@@ -4,7 +4,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 scripts/ensure-dotnet.sh
-scripts/ensure-packages.sh dataset-fashion-mnist
+scripts/ensure-packages.sh dataset-fashion-mnist chromium fonts-dejavu-core
 dotnet build ClusterConv.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 # Deployment files (compose, Kubernetes, Prometheus, collector, image): offline checks, deploy/validate/run.sh.
 deploy/validate/run.sh

@@ -9,6 +9,8 @@ root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(EvaluateCommand.Create());
 root.Subcommands.Add(PredictCommand.Create());
+root.Subcommands.Add(ReportCommand.Create());
+root.Subcommands.Add(ExperimentCommand.Create());
 var parse = root.Parse(args);
 var exit = parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 return exit;
