@@ -11,6 +11,8 @@ public class Pool2DTests
     public static TheoryData<PoolKind, int, int, int, int, Padding, int, int, int> Configurations => new()
     {
         { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 2, 6, 6 },
+        { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 2, 9, 26 }, // the AVX 2x2 path: 8 outputs per step and a tail
+        { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 1, 4, 35 },
         { PoolKind.Max, 3, 3, 2, 2, Padding.Same, 2, 7, 5 },
         { PoolKind.Max, 3, 3, 1, 1, Padding.Same, 1, 5, 5 },
         { PoolKind.Max, 2, 3, 1, 2, Padding.Valid, 3, 5, 7 },
@@ -106,6 +108,28 @@ public class Pool2DTests
         var dInput = new Tensor(1, layer.InputShape);
         layer.Backward(dInput, dOutput, input, output, Inference);
         Assert.Equal([0f, 5f, 0f, 0f], dInput.Span.ToArray());
+    }
+
+    [Fact]
+    public void The_vector_2x2_path_treats_ties_signed_zeros_and_nan_as_the_reference_does()
+    {
+        var shape = new SampleShape(3, 7, 37);
+        var layer = Layer(PoolKind.Max, 2, 2, 2, 2, Padding.Valid, shape);
+        var input = new Tensor(2, shape);
+        var random = new DeterministicRandom(17);
+        float[] specials = [float.NaN, 0f, -0f, 1f, 1f, -1f, float.PositiveInfinity, float.NegativeInfinity];
+        foreach (ref var v in input.Span)
+        {
+            v = specials[random.NextInt(specials.Length)];
+        }
+
+        var (output, dInput) = LayerHarness.Run(layer, input, Inference, seed: 5);
+        var expected = new float[output.Length];
+        Pool2D.ForwardReference(layer.Spec, expected, input.Span, 2, shape);
+        ActivationFunctionTests.AssertClose(expected, output.Span.ToArray(), 0f, "forward");
+        var expectedDInput = new float[input.Length];
+        Pool2D.BackwardReference(layer.Spec, expectedDInput, LayerHarness.Random(2, layer.OutputShape, 5).Span, input.Span, 2, shape);
+        ActivationFunctionTests.AssertClose(expectedDInput, dInput.Span.ToArray(), 0f, "backward");
     }
 
     [Fact]

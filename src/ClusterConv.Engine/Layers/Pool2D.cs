@@ -45,7 +45,14 @@ public sealed class Pool2D : Layer
             var (start, end) = ComputePool.Range(planes, parts, part);
             for (var plane = start; plane < end; plane++)
             {
-                ForwardPlane(y.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                if (IsMax2x2)
+                {
+                    ForwardPlaneMax2x2(y.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                }
+                else
+                {
+                    ForwardPlane(y.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                }
             }
         });
     }
@@ -67,7 +74,14 @@ public sealed class Pool2D : Layer
             var (start, end) = ComputePool.Range(planes, parts, part);
             for (var plane = start; plane < end; plane++)
             {
-                BackwardPlane(dx.AsSpan(plane * inPlane, inPlane), dy.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                if (IsMax2x2)
+                {
+                    BackwardPlaneMax2x2(dx.AsSpan(plane * inPlane, inPlane), dy.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                }
+                else
+                {
+                    BackwardPlane(dx.AsSpan(plane * inPlane, inPlane), dy.AsSpan(plane * outPlane, outPlane), x.AsSpan(plane * inPlane, inPlane));
+                }
             }
         });
     }
@@ -285,6 +299,136 @@ public sealed class Pool2D : Layer
                 }
             }
         }
+    }
+
+    /// <summary>2x2 max pooling with stride 2 and no padding, the case nearly every CNN uses, has an AVX path.</summary>
+    private bool IsMax2x2 => Avx.IsSupported && Spec is { Kind: PoolKind.Max, PoolH: 2, PoolW: 2, StrideH: 2, StrideW: 2, Padding: Padding.Valid };
+
+    // x (H,W) -> y (P,Q) for 2x2 windows at stride 2: eight outputs per step. The window is scanned
+    // in the reference's order (x00, x01, x10, x11) with max(v, best) = v > best ? v : best, which is
+    // what MAXPS computes lane by lane, so results equal the reference bitwise (NaN and ±0 included).
+    private void ForwardPlaneMax2x2(Span<float> y, ReadOnlySpan<float> x)
+    {
+        var width = InputShape.W;
+        var q = OutputShape.W;
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var y0 = ref MemoryMarshal.GetReference(y);
+        for (var i = 0; i < OutputShape.H; i++)
+        {
+            ref var top = ref Unsafe.Add(ref x0, 2 * i * width);
+            ref var bottom = ref Unsafe.Add(ref top, width);
+            ref var row = ref Unsafe.Add(ref y0, i * q);
+            var j = 0;
+            for (; j + 8 <= q; j += 8)
+            {
+                var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
+                var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
+                var best = Avx.Max(b1, Avx.Max(b0, Avx.Max(t1, t0)));
+                best.StoreUnsafe(ref Unsafe.Add(ref row, j));
+            }
+
+            for (; j < q; j++)
+            {
+                var best = Unsafe.Add(ref top, 2 * j);
+                best = Larger(Unsafe.Add(ref top, (2 * j) + 1), best);
+                best = Larger(Unsafe.Add(ref bottom, 2 * j), best);
+                Unsafe.Add(ref row, j) = Larger(Unsafe.Add(ref bottom, (2 * j) + 1), best);
+            }
+        }
+    }
+
+    // dx (H,W) <- dy (P,Q), x (H,W) for 2x2 windows at stride 2: the gradient goes to the first
+    // strict maximum of the scan, decided with the reference's comparisons as lane masks.
+    private void BackwardPlaneMax2x2(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
+    {
+        var width = InputShape.W;
+        var q = OutputShape.W;
+        dx.Clear(); // odd rows or columns past the last window get no gradient
+        ref var x0 = ref MemoryMarshal.GetReference(x);
+        ref var dx0 = ref MemoryMarshal.GetReference(dx);
+        ref var dy0 = ref MemoryMarshal.GetReference(dy);
+        for (var i = 0; i < OutputShape.H; i++)
+        {
+            var offset = 2 * i * width;
+            ref var top = ref Unsafe.Add(ref x0, offset);
+            ref var bottom = ref Unsafe.Add(ref top, width);
+            ref var dTop = ref Unsafe.Add(ref dx0, offset);
+            ref var dBottom = ref Unsafe.Add(ref dTop, width);
+            ref var gRow = ref Unsafe.Add(ref dy0, i * q);
+            var j = 0;
+            for (; j + 8 <= q; j += 8)
+            {
+                var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
+                var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
+                var g = Vector256.LoadUnsafe(ref Unsafe.Add(ref gRow, j));
+                var takeT1 = Avx.CompareGreaterThan(t1, t0);
+                var best = Avx.Max(t1, t0);
+                var takeB0 = Avx.CompareGreaterThan(b0, best);
+                best = Avx.Max(b0, best);
+                var takeB1 = Avx.CompareGreaterThan(b1, best);
+                var laterB0 = Avx.Or(takeB0, takeB1);
+                var laterT1 = Avx.Or(takeT1, laterB0);
+                var gB1 = Avx.And(takeB1, g);
+                var gB0 = Avx.AndNot(takeB1, Avx.And(takeB0, g));
+                var gT1 = Avx.AndNot(laterB0, Avx.And(takeT1, g));
+                var gT0 = Avx.AndNot(laterT1, g);
+                Interleave(gT0, gT1, ref Unsafe.Add(ref dTop, 2 * j));
+                Interleave(gB0, gB1, ref Unsafe.Add(ref dBottom, 2 * j));
+            }
+
+            for (; j < q; j++)
+            {
+                var g = Unsafe.Add(ref gRow, j);
+                var argmax = 2 * j;
+                var best = Unsafe.Add(ref top, argmax);
+                ref var target = ref Unsafe.Add(ref dTop, argmax);
+                var v = Unsafe.Add(ref top, (2 * j) + 1);
+                if (v > best)
+                {
+                    best = v;
+                    target = ref Unsafe.Add(ref dTop, (2 * j) + 1);
+                }
+
+                v = Unsafe.Add(ref bottom, 2 * j);
+                if (v > best)
+                {
+                    best = v;
+                    target = ref Unsafe.Add(ref dBottom, 2 * j);
+                }
+
+                v = Unsafe.Add(ref bottom, (2 * j) + 1);
+                if (v > best)
+                {
+                    target = ref Unsafe.Add(ref dBottom, (2 * j) + 1);
+                }
+
+                target = g;
+            }
+        }
+    }
+
+    /// <summary>16 consecutive floats -> (even-indexed 8, odd-indexed 8), each in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Even, Vector256<float> Odd) Deinterleave(ref float source)
+    {
+        var a = Vector256.LoadUnsafe(ref source);
+        var b = Vector256.LoadUnsafe(ref source, 8);
+        // Within each 128-bit lane: (a0 a2 b0 b2 | a4 a6 b4 b6); a 64-bit permute restores order.
+        var even = Avx.Shuffle(a, b, 0b10_00_10_00);
+        var odd = Avx.Shuffle(a, b, 0b11_01_11_01);
+        return (
+            Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle(),
+            Avx2.Permute4x64(odd.AsDouble(), 0b11_01_10_00).AsSingle());
+    }
+
+    /// <summary>(even 8, odd 8) -> 16 consecutive floats e0 o0 e1 o1 ...</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave(Vector256<float> even, Vector256<float> odd, ref float destination)
+    {
+        var low = Avx.UnpackLow(even, odd);   // e0 o0 e1 o1 | e4 o4 e5 o5
+        var high = Avx.UnpackHigh(even, odd); // e2 o2 e3 o3 | e6 o6 e7 o7
+        Avx.Permute2x128(low, high, 0x20).StoreUnsafe(ref destination);
+        Avx.Permute2x128(low, high, 0x31).StoreUnsafe(ref destination, 8);
     }
 
     /// <summary>v &gt; best ? v : best. SSE's maxss computes exactly that (NaN and ±0 included) without the branch that mispredicts on real data.</summary>
