@@ -4,8 +4,16 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 scripts/ensure-dotnet.sh
-scripts/ensure-packages.sh dataset-fashion-mnist chromium fonts-dejavu-core
+scripts/ensure-packages.sh dataset-fashion-mnist redis-server chromium fonts-dejavu-core
 dotnet build ClusterConv.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 # Deployment files (compose, Kubernetes, Prometheus, collector, image): offline checks, deploy/validate/run.sh.
 deploy/validate/run.sh
-dotnet test ClusterConv.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test ClusterConv.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test project.
+passed=$(grep -E '^[[:space:]]+Passed:[[:space:]]+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -E '^[[:space:]]+Failed:[[:space:]]+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+echo "dotnet: $passed passed, $failed failed"
+exit "$status"
