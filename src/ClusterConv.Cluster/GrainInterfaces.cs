@@ -1,0 +1,60 @@
+namespace ClusterConv.Cluster;
+
+/// <summary>A training job, keyed by job id: drives workers and parameter-server shards, tracks progress, answers status queries.</summary>
+[Alias("clusterconv.IJobGrain")]
+public interface IJobGrain : IGrainWithStringKey
+{
+    /// <summary>Starts the job (or continues it when it is already running with the same spec); returns at once.</summary>
+    Task<JobStatus> StartAsync(JobSpec spec);
+
+    Task<JobStatus> GetStatusAsync();
+
+    /// <summary>Progress events after sequence number <paramref name="after"/> (−1: from the first) of the current incarnation.</summary>
+    Task<JobEvents> GetEventsAsync(string incarnation, long after);
+
+    Task<JobStatus> CancelAsync();
+}
+
+/// <summary>A worker of a job, keyed by (worker index, job id): owns micro-batch slots and their data shards.</summary>
+[Alias("clusterconv.IWorkerGrain")]
+public interface IWorkerGrain : IGrainWithIntegerCompoundKey
+{
+    /// <summary>bsp: pulls weights version Step, computes the gradients of its micro-batches of step Step, pushes them.</summary>
+    Task<StepReport> ComputeStepAsync(StepOrder order);
+
+    Task<EvalReport> EvaluateAsync(EvalOrder order);
+
+    /// <summary>ssp and async: runs its own steps from FirstRound until Rounds are done, pushing each as it goes; returns at once.</summary>
+    Task StartRunAsync(RunOrder order);
+
+    /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
+    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
+
+    /// <summary>ssp: rounds done, for a peer's staleness check.</summary>
+    Task<long> PeekRoundsAsync();
+
+    Task StopAsync();
+}
+
+/// <summary>A parameter-server shard, keyed by (shard index, job id): a contiguous slice of the trainable parameters with its optimizer state.</summary>
+[Alias("clusterconv.IParameterServerGrain")]
+public interface IParameterServerGrain : IGrainWithIntegerCompoundKey
+{
+    /// <summary>Fresh: initial weights from the seed; otherwise the last checkpoint when there is one. Returns the version (steps applied).</summary>
+    Task<long> InitializeAsync(JobSpec spec, bool fresh);
+
+    /// <summary>Chunk <paramref name="chunk"/> of the current weights (any version; the caller checks it).</summary>
+    Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk);
+
+    /// <summary>One chunk of one tree node's gradient for a step; a chunk seen before, or for a step already applied, is ignored. True when taken.</summary>
+    Task<bool> PushAsync(JobSpec spec, GradientChunk chunk);
+
+    /// <summary>Reduces the step's contributions over the fixed tree and applies the optimizer, once: a repeated call changes nothing.</summary>
+    Task<ApplyReport> ApplyAsync(ApplyOrder order);
+
+    /// <summary>Saves weights, optimizer state and version to grain storage when the version is <paramref name="step"/>.</summary>
+    Task<bool> CheckpointAsync(JobSpec spec, long step);
+
+    /// <summary>Restores the checkpoint of <paramref name="step"/> (or the initial weights for step 0); returns the version.</summary>
+    Task<long> RollbackAsync(JobSpec spec, long step);
+}

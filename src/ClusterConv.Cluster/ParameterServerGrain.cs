@@ -1,0 +1,328 @@
+using ClusterConv.Data;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Optimizers;
+using ClusterConv.Engine.Specs;
+using Orleans.Runtime;
+
+namespace ClusterConv.Cluster;
+
+/// <summary>A parameter-server shard's checkpoint: weights and optimizer state of its slice after <see cref="Step"/> steps.</summary>
+[GenerateSerializer, Alias("clusterconv.ParameterServerState")]
+public sealed class ParameterServerState
+{
+    [Id(0)] public string JobId { get; set; } = string.Empty;
+
+    [Id(1)] public long Step { get; set; }
+
+    [Id(2)] public int SliceStart { get; set; }
+
+    [Id(3)] public byte[] Weights { get; set; } = [];
+
+    [Id(4)] public byte[] OptimizerState { get; set; } = [];
+}
+
+/// <summary>
+/// One slice of the trainable-parameter vector with its optimizer state. Collects the gradient contributions of a
+/// step as reduction-tree nodes (each chunk once), reduces them over the fixed tree and applies the optimizer once
+/// per step, so pushing or applying a step twice changes nothing. Version = steps applied.
+/// </summary>
+[SpreadPlacement]
+public sealed class ParameterServerGrain : Grain, IParameterServerGrain
+{
+    public const string StorageName = "clusterconv-checkpoints";
+
+    private readonly IPersistentState<ParameterServerState> checkpoint;
+    private readonly Dictionary<long, Dictionary<TreeNode, PendingNode>> pending = [];
+    private JobSpec? spec;
+    private ShardRange slice;
+    private float[] weights = [];
+    private float[] state = [];
+    private IOptimizer? optimizer;
+    private ILearningRateSchedule? schedule;
+    private Segment[] segments = [];
+    private long version;
+    private byte[]? snapshot;
+
+    public ParameterServerGrain([PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint)
+    {
+        this.checkpoint = checkpoint;
+    }
+
+    private int ShardIndex => (int)this.GetPrimaryKeyLong(out _);
+
+    public Task<long> InitializeAsync(JobSpec spec, bool fresh)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        this.spec = null;
+        Setup(spec, fresh);
+        return Task.FromResult(version);
+    }
+
+    public Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk)
+    {
+        Ensure(spec);
+        snapshot ??= WireFormat.ToBytes(weights);
+        var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
+        var (offset, count) = chunks[chunk];
+        var bytes = chunks.Length == 1 ? snapshot : snapshot.AsSpan(offset * 4, count * 4).ToArray();
+        return Task.FromResult(new WeightsChunk(version, offset, weights.Length, chunks.Length, bytes));
+    }
+
+    public Task<bool> PushAsync(JobSpec spec, GradientChunk chunk)
+    {
+        ArgumentNullException.ThrowIfNull(chunk);
+        Ensure(spec);
+        if (chunk.Step < version)
+        {
+            return Task.FromResult(false);
+        }
+
+        if (!pending.TryGetValue(chunk.Step, out var nodes))
+        {
+            pending[chunk.Step] = nodes = [];
+        }
+
+        var key = new TreeNode(chunk.NodeStart, chunk.NodeEnd);
+        if (!nodes.TryGetValue(key, out var node))
+        {
+            nodes[key] = node = new PendingNode(weights.Length);
+        }
+
+        if (!node.Offsets.Add(chunk.Offset))
+        {
+            return Task.FromResult(false);
+        }
+
+        var destination = node.Values.AsSpan(chunk.Offset, chunk.Count);
+        if (chunk.Encoding == GradientCompression.None)
+        {
+            WireFormat.FromBytes(chunk.Bytes, destination);
+        }
+        else
+        {
+            WireFormat.Decompress(chunk.Bytes, destination, chunk.Encoding);
+        }
+
+        node.Received += chunk.Count;
+        node.Samples = chunk.Samples;
+        if (spec.Mode != ConsistencyMode.Bsp && node.Received == weights.Length)
+        {
+            // ssp and async: every complete contribution is one optimizer step of its own.
+            nodes.Remove(key);
+            if (nodes.Count == 0)
+            {
+                pending.Remove(chunk.Step);
+            }
+
+            Update(node.Values, withStats: false);
+        }
+
+        return Task.FromResult(true);
+    }
+
+    public Task<ApplyReport> ApplyAsync(ApplyOrder order)
+    {
+        ArgumentNullException.ThrowIfNull(order);
+        Ensure(order.Spec);
+        if (order.Step != version)
+        {
+            // Already applied (version above) or this shard lost steps (version below: the job rolls back).
+            return Task.FromResult(new ApplyReport(version, false, 0, []));
+        }
+
+        pending.TryGetValue(order.Step, out var nodes);
+        nodes ??= [];
+        var complete = nodes.Where(n => n.Value.Received == weights.Length).ToDictionary(n => n.Key, n => n.Value.Values);
+        var missing = 0;
+        var sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing)
+            ?? new float[weights.Length];
+        if (missing > 0)
+        {
+            // Backup workers: the mean over the samples present, not over the whole global batch.
+            var present = complete.Values.Count == 0 ? 0 : nodes.Where(n => n.Value.Received == weights.Length).Sum(n => n.Value.Samples);
+            var scale = present > 0 ? (float)order.GlobalSamples / present : 0f;
+            sum = (float[])sum.Clone();
+            System.Numerics.Tensors.TensorPrimitives.Multiply(sum, scale, sum);
+        }
+
+        var rows = Update(sum, order.WithStats);
+        foreach (var step in pending.Keys.Where(s => s < version).ToArray())
+        {
+            pending.Remove(step);
+        }
+
+        return Task.FromResult(new ApplyReport(version, true, missing, rows));
+    }
+
+    public async Task<bool> CheckpointAsync(JobSpec spec, long step)
+    {
+        Ensure(spec);
+        if (version != step)
+        {
+            return false;
+        }
+
+        checkpoint.State = new ParameterServerState
+        {
+            JobId = spec.JobId,
+            Step = version,
+            SliceStart = slice.Start,
+            Weights = WireFormat.ToBytes(weights),
+            OptimizerState = WireFormat.ToBytes(state),
+        };
+        await checkpoint.WriteStateAsync();
+        return true;
+    }
+
+    public async Task<long> RollbackAsync(JobSpec spec, long step)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Ensure(spec);
+        if (version == step)
+        {
+            return version;
+        }
+
+        if (step == 0)
+        {
+            this.spec = null;
+            Setup(spec, fresh: true);
+            return version;
+        }
+
+        await checkpoint.ReadStateAsync();
+        if (!checkpoint.RecordExists || checkpoint.State.Step != step || checkpoint.State.JobId != spec.JobId)
+        {
+            throw new InvalidOperationException($"parameter-server shard {ShardIndex} of job {spec.JobId} has no checkpoint of step {step}");
+        }
+
+        Restore(checkpoint.State);
+        return version;
+    }
+
+    private void Ensure(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (this.spec is null || this.spec.JobId != spec.JobId)
+        {
+            // A reactivated shard continues from its last checkpoint; the job sees the lower version and rolls back.
+            Setup(spec, fresh: false);
+        }
+    }
+
+    private void Setup(JobSpec spec, bool fresh)
+    {
+        this.spec = spec;
+        var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
+        slice = Sharding.Range(model.TrainableParameterCount, ShardIndex, spec.PsShards);
+        optimizer = Optimizers.Create(new OptimizerSettings { Name = spec.Optimizer, LearningRate = spec.LearningRate });
+        var segmentList = new List<Segment>();
+        var offset = 0;
+        var index = 0;
+        foreach (var p in model.TrainableParameters)
+        {
+            var start = Math.Max(offset, slice.Start);
+            var end = Math.Min(offset + p.Length, slice.End);
+            if (start < end)
+            {
+                segmentList.Add(new Segment(index, start - slice.Start, end - start, offset - slice.Start, p.Length, p.Name == "kernel" ? p.Rows : 0, p.Name == "kernel"));
+            }
+
+            offset += p.Length;
+            index++;
+        }
+
+        segments = segmentList.ToArray();
+        pending.Clear();
+        snapshot = null;
+        state = new float[slice.Count * optimizer.StateSlotsPerParameter];
+        if (!fresh && checkpoint.RecordExists && checkpoint.State.JobId == spec.JobId && checkpoint.State.SliceStart == slice.Start)
+        {
+            Restore(checkpoint.State);
+            schedule = CreateSchedule(spec);
+            return;
+        }
+
+        model.Initialize(spec.Seed);
+        var all = new float[model.TrainableParameterCount];
+        model.CopyParametersTo(all, trainableOnly: true);
+        weights = all.AsSpan(slice.Start, slice.Count).ToArray();
+        version = 0;
+        schedule = CreateSchedule(spec);
+    }
+
+    /// <summary>The learning-rate schedule over the job's total steps (the job writes them into the spec from its plan).</summary>
+    private static ILearningRateSchedule CreateSchedule(JobSpec spec) => LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, spec.ScheduleSteps));
+
+    private void Restore(ParameterServerState saved)
+    {
+        weights = new float[saved.Weights.Length / 4];
+        WireFormat.FromBytes(saved.Weights, weights);
+        state = new float[saved.OptimizerState.Length / 4];
+        WireFormat.FromBytes(saved.OptimizerState, state);
+        version = saved.Step;
+        pending.Clear();
+        snapshot = null;
+    }
+
+    /// <summary>One optimizer step on the slice, split at parameter boundaries (weight decay on kernels only).</summary>
+    private RowSums[] Update(float[] gradient, bool withStats)
+    {
+        var before = withStats ? (float[])weights.Clone() : null;
+        var lr = schedule!.At(version);
+        var slots = optimizer!.StateSlotsPerParameter;
+        foreach (var s in segments)
+        {
+            var stateRun = slots == 0 ? Span<float>.Empty : state.AsSpan(s.Start);
+            optimizer.Step(weights.AsSpan(s.Start, s.Length), gradient.AsSpan(s.Start, s.Length), stateRun, weights.Length, version + 1, lr, s.Decay);
+        }
+
+        version++;
+        snapshot = null;
+        return before is null ? [] : RowStatistics(gradient, before);
+    }
+
+    /// <summary>Per-filter sums of squares over the kernel rows this slice holds (rows cut by the slice count partly).</summary>
+    private RowSums[] RowStatistics(float[] gradient, float[] before)
+    {
+        var result = new List<RowSums>();
+        foreach (var s in segments.Where(s => s.Kernel))
+        {
+            var rowLength = s.ParameterLength / s.Rows;
+            var g = new double[s.Rows];
+            var w = new double[s.Rows];
+            var b = new double[s.Rows];
+            var d = new double[s.Rows];
+            for (var i = s.Start; i < s.Start + s.Length; i++)
+            {
+                var row = (i - s.ParameterStart) / rowLength;
+                g[row] += (double)gradient[i] * gradient[i];
+                w[row] += (double)weights[i] * weights[i];
+                b[row] += (double)before[i] * before[i];
+                var delta = (double)weights[i] - before[i];
+                d[row] += delta * delta;
+            }
+
+            result.Add(new RowSums(s.Parameter, g, w, b, d));
+        }
+
+        return result.ToArray();
+    }
+
+    /// <summary>The part of trainable parameter <c>Parameter</c> inside the slice: [Start, Start + Length) of the slice; the parameter starts at ParameterStart (may be negative).</summary>
+    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel)
+    {
+        public bool Decay => Kernel;
+    }
+
+    private sealed class PendingNode(int length)
+    {
+        public float[] Values { get; } = new float[length];
+
+        public HashSet<int> Offsets { get; } = [];
+
+        public int Received { get; set; }
+
+        public int Samples { get; set; }
+    }
+}
