@@ -222,6 +222,11 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         var data = await dataCache.GetAsync(requested);
         var layout = new Model(KerasModelReader.Read(requested.ModelJson, $"job {requested.JobId}"));
+        if (new SampleShape(1, data.Train.Height, data.Train.Width) != layout.InputShape || layout.Classes < data.Train.ClassCount)
+        {
+            throw new ArgumentException($"model '{layout.Spec.Name}' takes {layout.InputShape} with {layout.Classes} classes; data '{requested.Data}' has 1x{data.Train.Height}x{data.Train.Width} images of {data.Train.ClassCount} classes");
+        }
+
         var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, layout.TrainableParameterCount);
         var spec = requested with { ScheduleSteps = plan.TotalSteps };
         State.TotalSteps = plan.TotalSteps;
@@ -338,6 +343,13 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         State.Step = step;
+        if (step > State.LastCheckpointStep && (spec.Mode == ConsistencyMode.Bsp || step == plan.TotalSteps))
+        {
+            // The final weights stay readable (and resumable) even if a shard is reactivated later.
+            var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0));
+            await CheckpointAsync(spec, servers, final.Version);
+        }
+
         State.WeightsSha256 = await WeightsShaAsync(spec, servers, layout);
         State.Phase = JobPhase.Completed;
     }

@@ -14,9 +14,18 @@ public sealed class TrainingDataCache
     public Task<DataSplits> GetAsync(JobSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var key = (spec.Data, spec.Data == "synthetic" ? spec.Seed : 0UL, spec.SyntheticTrain, spec.SyntheticTest);
-        return cache.GetOrAdd(key, k => new Lazy<Task<DataSplits>>(() => Task.Run(() => LoadAsync(k.Data, k.Seed, k.Train, k.Test)))).Value;
+        return cache.GetOrAdd(Key(spec), k => new Lazy<Task<DataSplits>>(() => Task.Run(() => LoadAsync(k.Data, k.Seed, k.Train, k.Test)))).Value;
     }
+
+    /// <summary>Hands data already loaded in this process (embedded mode) to the silo, so it is not read twice.</summary>
+    public void Preload(JobSpec spec, DataSplits data)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        cache.TryAdd(Key(spec), new Lazy<Task<DataSplits>>(Task.FromResult(data)));
+    }
+
+    private static (string Data, ulong Seed, int Train, int Test) Key(JobSpec spec) =>
+        (spec.Data, spec.Data == "synthetic" ? spec.Seed : 0UL, spec.SyntheticTrain, spec.SyntheticTest);
 
     /// <summary>"synthetic" (generated from the seed), "fashion-mnist" (found or downloaded), or a folder of IDX files.</summary>
     public static async Task<DataSplits> LoadAsync(string data, ulong seed, int syntheticTrain, int syntheticTest)
