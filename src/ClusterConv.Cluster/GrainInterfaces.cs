@@ -13,6 +13,9 @@ public interface IJobGrain : IGrainWithStringKey
     Task<JobEvents> GetEventsAsync(string incarnation, long after);
 
     Task<JobStatus> CancelAsync();
+
+    /// <summary>The spec the job runs with (null before it started), for a client that attaches later.</summary>
+    Task<JobSpec?> GetSpecAsync();
 }
 
 /// <summary>A worker of a job, keyed by (worker index, job id): owns micro-batch slots and their data shards.</summary>

@@ -107,11 +107,14 @@ public sealed class JobGrain : Grain, IJobGrain
             Restarts = resume ? previous.Restarts : 0,
         };
         await persisted.WriteStateAsync();
+        await GrainFactory.GetGrain<IJobRegistryGrain>(0).AddAsync(spec.JobId);
         StartLoop(spec, fresh: !resume);
         return Status();
     }
 
     public Task<JobStatus> GetStatusAsync() => Task.FromResult(Status());
+
+    public Task<JobSpec?> GetSpecAsync() => Task.FromResult(State.Spec);
 
     public Task<JobEvents> GetEventsAsync(string incarnation, long after)
     {

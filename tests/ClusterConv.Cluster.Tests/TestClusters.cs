@@ -27,8 +27,16 @@ public static class TestClusters
                     o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
                     o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
                 });
+
+                // A call stuck on the killed silo gives up after 10 s rather than 30 s.
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
             }
         });
+        if (fastFailureDetection)
+        {
+            builder.ConfigureClient(client => client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10)));
+        }
+
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return (cluster, directory);

@@ -1,0 +1,82 @@
+namespace ClusterConv.Cluster.Tests;
+
+public sealed class FaultTests
+{
+    [Fact]
+    public async Task A_job_completes_with_the_same_weights_when_a_silo_is_killed_mid_job()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 40);
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+            Assert.Equal(JobPhase.Completed, expected.Phase);
+
+            var spec = reference with { JobId = "kill" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var killed = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!killed && s.Step >= 12)
+                {
+                    killed = true;
+                    await cluster.KillSiloAsync(cluster.Silos[^1]);
+                }
+            });
+
+            Assert.True(killed, "the job ended before a silo was killed");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(40, status.Step);
+            Assert.True(status.StepsRecomputed + status.Restarts > 0, "no step was recomputed after the kill");
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_step_pushed_twice_is_applied_once()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
+        {
+            var spec = TestClusters.Spec("idempotent", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
+            var twice = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
+            var onceSpec = spec with { JobId = "idempotent-once" };
+            var once = cluster.Client.GetGrain<IParameterServerGrain>(0, onceSpec.JobId);
+            Assert.Equal(0, await twice.InitializeAsync(spec, fresh: true));
+            Assert.Equal(0, await once.InitializeAsync(onceSpec, fresh: true));
+            var length = (await twice.GetWeightsAsync(spec, 0)).SliceLength;
+            var gradient = Enumerable.Range(0, length).Select(i => ((i % 7) - 3) * 1e-3f).ToArray();
+            var chunk = new GradientChunk(0, 0, spec.MicroBatches, 0, length, GradientCompression.None, WireFormat.ToBytes(gradient), 32);
+
+            Assert.True(await twice.PushAsync(spec, chunk));
+            Assert.False(await twice.PushAsync(spec, chunk));
+            var first = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
+            var second = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
+            Assert.False(await twice.PushAsync(spec, chunk));
+
+            Assert.True(await once.PushAsync(onceSpec, chunk));
+            await once.ApplyAsync(new ApplyOrder(onceSpec, 0, false, false, 32));
+
+            Assert.True(first.Applied);
+            Assert.False(second.Applied);
+            Assert.Equal(1, second.Version);
+            var a = await twice.GetWeightsAsync(spec, 0);
+            var b = await once.GetWeightsAsync(onceSpec, 0);
+            Assert.Equal(1, a.Version);
+            Assert.Equal(b.Bytes, a.Bytes);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+}
