@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace ClusterConv.Cluster;
 
 /// <summary>A training job, keyed by job id: drives workers and parameter-server shards, tracks progress, answers status queries.</summary>
@@ -33,7 +35,8 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
     Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
 
-    /// <summary>ssp: rounds done, for a peer's staleness check.</summary>
+    /// <summary>ssp: rounds done, for a peer's staleness check (answered between turns: peers ask each other while busy).</summary>
+    [AlwaysInterleave]
     Task<long> PeekRoundsAsync();
 
     Task StopAsync();

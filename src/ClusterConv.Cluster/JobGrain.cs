@@ -91,12 +91,20 @@ public sealed class JobGrain : Grain, IJobGrain
     public async Task<JobStatus> StartAsync(JobSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
         if (loop is { IsCompleted: false })
         {
-            return Status();
+            if (State.Spec is { } running && running == spec with { Resume = running.Resume })
+            {
+                // The same job submitted again (a client that reconnected): keep it running.
+                return Status();
+            }
+
+            // A different job under this id (e.g. a new run into the same folder after a crash): replace it.
+            cancelRequested = true;
+            await loop;
         }
 
-        Validate(spec);
         var resume = spec.Resume && persisted.RecordExists && State.Spec is not null && State.LastCheckpointStep > 0;
         var previous = State;
         persisted.State = new JobState
@@ -256,6 +264,12 @@ public sealed class JobGrain : Grain, IJobGrain
         if (spec.Mode != ConsistencyMode.Bsp)
         {
             await RunFreeAsync(spec, plan, workers, servers, step);
+            if (State.Phase == JobPhase.Cancelled)
+            {
+                return;
+            }
+
+            step = plan.TotalSteps;
         }
 
         var epoch = plan.EpochOf(step);
@@ -363,6 +377,9 @@ public sealed class JobGrain : Grain, IJobGrain
         trainClock.Start();
         await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
         var evaluatedEpochs = plan.EpochOf(first);
+        var lastLogged = -1L;
+        double windowLoss = 0;
+        long windowCorrect = 0, windowSamples = 0;
         double lossSum = 0;
         long correct = 0, seen = 0;
         while (true)
@@ -381,6 +398,31 @@ public sealed class JobGrain : Grain, IJobGrain
             correct += progress.Sum(p => p.Correct);
             seen += progress.Sum(p => p.Samples);
             var slowest = progress.Min(p => p.Rounds);
+            logger.LogDebug("job {Job}: rounds {Rounds}", spec.JobId, string.Join(",", progress.Select(p => p.Rounds)));
+            windowLoss += progress.Sum(p => p.LossSum);
+            windowCorrect += progress.Sum(p => p.Correct);
+            windowSamples += progress.Sum(p => p.Samples);
+            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0)
+            {
+                // A step line per LogEvery rounds of the slowest worker: loss and accuracy of the updates since the last line.
+                lastLogged = (slowest - 1) / spec.LogEvery;
+                events.Add(new JobEvent
+                {
+                    Sequence = events.Count,
+                    Epoch = plan.EpochOf(Math.Min(slowest - 1, plan.TotalSteps - 1)),
+                    Step = slowest - 1,
+                    WallSeconds = wall.Elapsed.TotalSeconds,
+                    Loss = windowLoss / windowSamples,
+                    Accuracy = (double)windowCorrect / windowSamples,
+                    LearningRate = LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, plan.TotalSteps)).At(slowest - 1),
+                    StepsInEpoch = plan.StepsPerEpoch,
+                    SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                });
+                windowLoss = 0;
+                windowCorrect = 0;
+                windowSamples = 0;
+            }
+
             State.Step = Math.Max(0, slowest);
             epochNow = plan.EpochOf(Math.Min(State.Step, plan.TotalSteps - 1));
             if (cancelRequested)

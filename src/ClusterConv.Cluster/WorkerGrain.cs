@@ -3,6 +3,7 @@ using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Engine.Statistics;
+using Microsoft.Extensions.Logging;
 
 namespace ClusterConv.Cluster;
 
@@ -44,9 +45,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private int runCorrect;
     private int runSamples;
 
-    public WorkerGrain(TrainingDataCache dataCache)
+    private readonly ILogger<WorkerGrain> logger;
+
+    public WorkerGrain(TrainingDataCache dataCache, ILogger<WorkerGrain> logger)
     {
         this.dataCache = dataCache;
+        this.logger = logger;
     }
 
     private int Index => (int)this.GetPrimaryKeyLong(out _);
@@ -129,6 +133,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     /// <summary>ssp and async: round r = this worker's micro-batches of global batch r, pushed as one update of their own.</summary>
     private async Task RunLoopAsync(RunOrder order)
     {
+        // Leave the starting request first: the loop runs between this grain's turns.
+        await Task.Yield();
         var peers = Enumerable.Range(0, order.Spec.Workers).Where(w => w != Index).Select(w => GrainFactory.GetGrain<IWorkerGrain>(w, order.Spec.JobId)).ToArray();
         try
         {
@@ -137,6 +143,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 if (order.Spec.Mode == ConsistencyMode.Ssp)
                 {
                     // No worker more than K rounds ahead of the slowest: wait while the gap is larger.
+                    var waited = Stopwatch.StartNew();
                     while (!stopRequested)
                     {
                         var slowest = long.MaxValue;
@@ -148,6 +155,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                         if (peers.Length == 0 || round - slowest <= order.Spec.Staleness)
                         {
                             break;
+                        }
+
+                        if (waited.Elapsed > TimeSpan.FromSeconds(2))
+                        {
+                            logger.LogWarning("worker {Worker}: round {Round} waits for the slowest at {Slowest}", Index, round, slowest);
+                            waited.Restart();
                         }
 
                         await Task.Delay(1);

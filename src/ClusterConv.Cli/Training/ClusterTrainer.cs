@@ -231,6 +231,7 @@ public sealed class ClusterTrainer
     {
         var builder = Host.CreateApplicationBuilder();
         QuietLogging(builder.Logging);
+        builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         var siloPort = FreePort();
         var gatewayPort = FreePort();
         builder.UseOrleans(silo =>
@@ -249,6 +250,7 @@ public sealed class ClusterTrainer
         ArgumentNullException.ThrowIfNull(cluster);
         var builder = Host.CreateApplicationBuilder();
         QuietLogging(builder.Logging);
+        builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster));
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
@@ -270,7 +272,9 @@ public sealed class ClusterTrainer
         ArgumentNullException.ThrowIfNull(logging);
         logging.ClearProviders();
         var level = Environment.GetEnvironmentVariable("CLUSTERCONV_LOG_LEVEL") is { } text && Enum.TryParse<LogLevel>(text, true, out var parsed) ? parsed : LogLevel.Error;
-        logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(level);
+        // CLUSTERCONV_LOG_LEVEL applies to ClusterConv's grains; Orleans itself only reports errors unless it asks for more.
+        logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Trace);
+        logging.AddFilter((category, l) => l >= (category?.StartsWith("ClusterConv", StringComparison.Ordinal) == true ? level : LogLevel.Error));
         logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 
@@ -279,6 +283,14 @@ public sealed class ClusterTrainer
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The verb, not the console's signals, decides when an embedded silo or client stops.</summary>
+    private sealed class CommandLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static FilterStatistics ToEngine(LayerStatistics s) =>
