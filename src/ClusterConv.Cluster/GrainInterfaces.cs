@@ -49,11 +49,19 @@ public interface IParameterServerGrain : IGrainWithIntegerCompoundKey
     /// <summary>Fresh: initial weights from the seed; otherwise the last checkpoint when there is one. Returns the version (steps applied).</summary>
     Task<long> InitializeAsync(JobSpec spec, bool fresh);
 
-    /// <summary>Chunk <paramref name="chunk"/> of the current weights (any version; the caller checks it).</summary>
-    Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk);
+    /// <summary>
+    /// Chunk <paramref name="chunk"/> of the weights, waiting (up to a few seconds) until the version reaches
+    /// <paramref name="minVersion"/>, so a worker can ask for the next step's weights as soon as it has pushed (the
+    /// caller checks the version it gets). Interleaves with pushes while it waits.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk, long minVersion);
 
-    /// <summary>One chunk of one tree node's gradient for a step; a chunk seen before, or for a step already applied, is ignored. True when taken.</summary>
-    Task<bool> PushAsync(JobSpec spec, GradientChunk chunk);
+    /// <summary>
+    /// One chunk of one tree node's gradient for a step; a chunk seen before, or for a step already applied, is ignored.
+    /// In bsp without backup workers, the chunk that completes the step's tree applies the step, and its result says so.
+    /// </summary>
+    Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk);
 
     /// <summary>Reduces the step's contributions over the fixed tree and applies the optimizer, once: a repeated call changes nothing.</summary>
     Task<ApplyReport> ApplyAsync(ApplyOrder order);

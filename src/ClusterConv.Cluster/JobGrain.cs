@@ -294,11 +294,21 @@ public sealed class JobGrain : Grain, IJobGrain
             ApplyReport[] applies = [];
             if (stale.Length == 0)
             {
+                // In bsp the push that completes a shard's tree applies the step and comes back with the report;
+                // shards without one (backup workers, a retried push) are asked to apply (once) here.
                 var order = new ApplyOrder(spec, step, withStats, spec.BackupWorkers > 0, plan.GlobalBatchSize(batch));
-                applies = await Task.WhenAll(servers.Select(s => Retry(() => s.ApplyAsync(order))));
+                var byShard = reports.SelectMany(r => r.Applied ?? []).GroupBy(a => a.Shard).ToDictionary(g => g.Key, g => g.First().Applied!);
+                applies = await Task.WhenAll(servers.Select((s, p) => byShard.TryGetValue(p, out var done) ? Task.FromResult(done) : Retry(() => s.ApplyAsync(order))));
             }
 
             trainClock.Stop();
+            if (stale.Length == 0 && applies.Any(a => a.Version == step && a.DroppedNodes < 0))
+            {
+                // A shard lost some of this step's contributions (handed over mid-step): compute the step again.
+                State.StepsRecomputed++;
+                continue;
+            }
+
             if (stale.Length > 0 || applies.Any(a => a.Version != step + 1))
             {
                 step = await RollbackAsync(spec, servers, step);
@@ -363,7 +373,7 @@ public sealed class JobGrain : Grain, IJobGrain
         if (step > State.LastCheckpointStep && (spec.Mode == ConsistencyMode.Bsp || step == plan.TotalSteps))
         {
             // The final weights stay readable (and resumable) even if a shard is reactivated later.
-            var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0));
+            var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0, -1));
             await CheckpointAsync(spec, servers, final.Version);
         }
 
@@ -587,10 +597,10 @@ public sealed class JobGrain : Grain, IJobGrain
         var slices = Data.Sharding.Ranges(trainableCount, servers.Count);
         for (var p = 0; p < servers.Count; p++)
         {
-            var first = await servers[p].GetWeightsAsync(spec, 0);
+            var first = await servers[p].GetWeightsAsync(spec, 0, -1);
             for (var c = 0; c < first.Chunks; c++)
             {
-                var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c);
+                var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c, -1);
                 WireFormat.FromBytes(chunk.Bytes, all.AsSpan(slices[p].Start + chunk.Offset, chunk.Bytes.Length / 4));
             }
         }

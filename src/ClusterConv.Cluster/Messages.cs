@@ -104,7 +104,8 @@ public sealed record StepReport(
     [property: Id(4)] ActivationCounts Counts,
     [property: Id(5)] long BytesMoved,
     [property: Id(6)] double ComputeSeconds,
-    [property: Id(7)] long StaleVersion = -1);
+    [property: Id(7)] long StaleVersion = -1,
+    [property: Id(8)] PushResult[]? Applied = null);
 
 /// <summary>A run of one reduction-tree node's gradient, for one parameter-server shard: floats [Offset, Offset + n) of the shard's slice as little-endian bytes (or fp16/bf16 halves).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.GradientChunk")]
@@ -116,7 +117,13 @@ public sealed record GradientChunk(
     [property: Id(4)] int Count,
     [property: Id(5)] GradientCompression Encoding,
     [property: Id(6)] byte[] Bytes,
-    [property: Id(7)] int Samples);
+    [property: Id(7)] int Samples,
+    [property: Id(8)] bool WithStats = false,
+    [property: Id(9)] int GlobalSamples = 0);
+
+/// <summary>Parameter server → worker: whether the chunk was new, and the step's apply report when this chunk completed the reduction tree (bsp).</summary>
+[GenerateSerializer, Immutable, Alias("clusterconv.PushResult")]
+public sealed record PushResult([property: Id(0)] bool Taken, [property: Id(1)] int Shard, [property: Id(2)] ApplyReport? Applied);
 
 /// <summary>A run of a shard's weights at a version: floats [Offset, Offset + n) of the slice as little-endian bytes.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.WeightsChunk")]

@@ -42,6 +42,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private Segment[] segments = [];
     private long version;
     private byte[]? snapshot;
+    private ApplyReport? lastApplied;
+    private long lastStep = -1;
+    private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ParameterServerGrain([PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint)
     {
@@ -58,23 +61,31 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         return Task.FromResult(version);
     }
 
-    public Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk)
+    public async Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk, long minVersion)
     {
         Ensure(spec);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (version < minVersion && DateTime.UtcNow < deadline)
+        {
+            var changed = versionChanged.Task;
+            await Task.WhenAny(changed, Task.Delay(deadline - DateTime.UtcNow));
+        }
+
         snapshot ??= WireFormat.ToBytes(weights);
         var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
         var (offset, count) = chunks[chunk];
         var bytes = chunks.Length == 1 ? snapshot : snapshot.AsSpan(offset * 4, count * 4).ToArray();
-        return Task.FromResult(new WeightsChunk(version, offset, weights.Length, chunks.Length, bytes));
+        return new WeightsChunk(version, offset, weights.Length, chunks.Length, bytes);
     }
 
-    public Task<bool> PushAsync(JobSpec spec, GradientChunk chunk)
+    public Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk)
     {
         ArgumentNullException.ThrowIfNull(chunk);
+        ArgumentNullException.ThrowIfNull(spec);
         Ensure(spec);
         if (chunk.Step < version)
         {
-            return Task.FromResult(false);
+            return Task.FromResult(new PushResult(false, ShardIndex, null));
         }
 
         if (!pending.TryGetValue(chunk.Step, out var nodes))
@@ -90,7 +101,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         if (!node.Offsets.Add(chunk.Offset))
         {
-            return Task.FromResult(false);
+            return Task.FromResult(new PushResult(false, ShardIndex, null));
         }
 
         var destination = node.Values.AsSpan(chunk.Offset, chunk.Count);
@@ -117,19 +128,57 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             Update(node.Values, withStats: false);
         }
 
-        return Task.FromResult(true);
+        ApplyReport? applied = null;
+        if (spec.Mode == ConsistencyMode.Bsp && spec.BackupWorkers == 0 && chunk.Step == version && node.Received == weights.Length && TreeComplete(nodes, spec.MicroBatches))
+        {
+            applied = Apply(new ApplyOrder(spec, chunk.Step, chunk.WithStats, false, chunk.GlobalSamples));
+        }
+
+        return Task.FromResult(new PushResult(true, ShardIndex, applied));
+    }
+
+    /// <summary>True when the complete nodes cover every micro-batch.</summary>
+    private bool TreeComplete(Dictionary<TreeNode, PendingNode> nodes, int leaves)
+    {
+        var covered = 0;
+        foreach (var (key, node) in nodes)
+        {
+            if (node.Received == weights.Length)
+            {
+                covered += key.End - key.Start;
+            }
+        }
+
+        return covered == leaves;
     }
 
     public Task<ApplyReport> ApplyAsync(ApplyOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
         Ensure(order.Spec);
+        if (order.Step == version - 1 && lastApplied is { } last && lastStep == order.Step)
+        {
+            // Applied already (by the push that completed the tree, or an earlier call): report it again.
+            return Task.FromResult(last with { Applied = false });
+        }
+
         if (order.Step != version)
         {
             // Already applied (version above) or this shard lost steps (version below: the job rolls back).
             return Task.FromResult(new ApplyReport(version, false, 0, []));
         }
 
+        if (!order.AllowPartial && !TreeComplete(pending.GetValueOrDefault(order.Step) ?? [], order.Spec.MicroBatches))
+        {
+            // Contributions were lost (e.g. this shard was handed over mid-step): the job recomputes the step.
+            return Task.FromResult(new ApplyReport(version, false, -1, []));
+        }
+
+        return Task.FromResult(Apply(order));
+    }
+
+    private ApplyReport Apply(ApplyOrder order)
+    {
         pending.TryGetValue(order.Step, out var nodes);
         nodes ??= [];
         var complete = nodes.Where(n => n.Value.Received == weights.Length).ToDictionary(n => n.Key, n => n.Value.Values);
@@ -151,7 +200,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             pending.Remove(step);
         }
 
-        return Task.FromResult(new ApplyReport(version, true, missing, rows));
+        lastApplied = new ApplyReport(version, true, missing, rows);
+        lastStep = order.Step;
+        return lastApplied;
     }
 
     public async Task<bool> CheckpointAsync(JobSpec spec, long step)
@@ -248,6 +299,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         model.CopyParametersTo(all, trainableOnly: true);
         weights = all.AsSpan(slice.Start, slice.Count).ToArray();
         version = 0;
+        lastApplied = null;
+        SignalVersion();
         schedule = CreateSchedule(spec);
     }
 
@@ -263,6 +316,15 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         version = saved.Step;
         pending.Clear();
         snapshot = null;
+        lastApplied = null;
+        SignalVersion();
+    }
+
+    private void SignalVersion()
+    {
+        var changed = versionChanged;
+        versionChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
     }
 
     /// <summary>One optimizer step on the slice, split at parameter boundaries (weight decay on kernels only).</summary>
@@ -279,6 +341,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         version++;
         snapshot = null;
+        SignalVersion();
         return before is null ? [] : RowStatistics(gradient, before);
     }
 

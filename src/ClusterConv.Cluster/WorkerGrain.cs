@@ -37,6 +37,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private float[] dLogits = [];
     private IParameterServerGrain[] servers = [];
     private Task? runLoop;
+    private Task<(long Version, long Bytes)>? prefetch;
+    private long prefetchVersion = -1;
     private volatile bool stopRequested;
     private long roundsDone = -1;
     private string? runError;
@@ -59,7 +61,25 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     {
         ArgumentNullException.ThrowIfNull(order);
         await EnsureAsync(order.Spec);
-        var (version, fetched) = await FetchWeightsAsync(weights);
+
+        // The weights of this step were usually requested right after the previous push (overlapping the job's
+        // turn-around); otherwise fetch them now.
+        (long Version, long Bytes) ahead = (-1, 0);
+        if (prefetch is { } pending)
+        {
+            // Always let a prefetch finish: it writes into the weights buffer.
+            ahead = await pending;
+            prefetch = null;
+        }
+
+        var (version, fetched) = prefetchVersion == order.Step && ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
+        prefetchVersion = -1;
+        if (version != order.Step)
+        {
+            (version, var again) = await FetchWeightsAsync(weights, -1);
+            fetched += again;
+        }
+
         if (version != order.Step)
         {
             // The parameter servers are not at this step: a shard came back from a checkpoint, or a step is missing.
@@ -69,17 +89,25 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         weightsVersion = version;
         var clock = Stopwatch.StartNew();
         var batch = plan!.BatchOf(order.Step);
-        var local = await Task.Run(() => Compute(order.Step, 1f / plan.GlobalBatchSize(batch)));
+        var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
+        var globalSamples = plan.GlobalBatchSize(batch);
+        var local = await Task.Run(() => Compute(order.Step, 1f / globalSamples));
         var seconds = clock.Elapsed.TotalSeconds;
-        var pushed = await PushAsync(order.Step, local.Nodes, local.Samples);
-        return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds);
+        var (pushed, results) = await PushAsync(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
+        if (order.Step + 1 < plan.TotalSteps)
+        {
+            prefetchVersion = order.Step + 1;
+            prefetch = FetchWeightsAsync(weights, order.Step + 1);
+        }
+
+        return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray());
     }
 
     public async Task<EvalReport> EvaluateAsync(EvalOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
         await EnsureAsync(order.Spec);
-        var (version, fetched) = await FetchWeightsAsync(evalWeights);
+        var (version, fetched) = await FetchWeightsAsync(evalWeights, order.Version);
         if (order.Version >= 0 && version != order.Version)
         {
             throw new InvalidOperationException($"worker {Index}: evaluation expected weights version {order.Version}, the parameter servers hold {version}");
@@ -167,10 +195,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     }
                 }
 
-                var (_, fetched) = await FetchWeightsAsync(weights);
+                var (_, fetched) = await FetchWeightsAsync(weights, -1);
                 var samples = OwnSamples(round);
                 var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples));
-                var pushed = await PushAsync(round, local.Nodes, local.Samples);
+                var (pushed, _) = await PushAsync(round, local.Nodes, local.NodeSamples, false, samples);
                 runBytes += fetched + pushed;
                 runLossSum += local.LossSum;
                 runCorrect += local.Correct;
@@ -253,10 +281,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     }
 
     /// <summary>Pulls every shard's current weights into <paramref name="destination"/>; returns their version and the bytes moved.</summary>
-    private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination)
+    private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination, long minVersion)
     {
         var jobSpec = spec!;
-        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0)));
+        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion)));
         var version = firsts[0].Version;
         long bytes = 0;
         for (var p = 0; p < servers.Length; p++)
@@ -265,7 +293,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var chunks = new List<WeightsChunk> { firsts[p] };
             for (var c = 1; c < firsts[p].Chunks; c++)
             {
-                chunks.Add(await servers[p].GetWeightsAsync(jobSpec, c));
+                chunks.Add(await servers[p].GetWeightsAsync(jobSpec, c, minVersion));
             }
 
             foreach (var chunk in chunks)
@@ -283,7 +311,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return (version, bytes);
     }
 
-    private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, double LossSum, int Correct, int Samples, ActivationCounts Counts);
+    private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);
 
     /// <summary>Forward and backward of each owned micro-batch of a step, then the tree nodes the slots cover.</summary>
     private LocalResult Compute(long step, float gradientScale)
@@ -306,6 +334,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         var positive = measured.Select(l => new long[l.Kernel.Rows]).ToArray();
         var zero = measured.Select(l => new long[l.Kernel.Rows]).ToArray();
         var totals = new long[measured.Count];
+        var leafSamples = new int[plan.MicroBatches];
         double lossSum = 0;
         var correct = 0;
         var samples = 0;
@@ -327,6 +356,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var loss = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), classes, dLogits.AsSpan(0, n * classes), gradientScale);
             m.Backward(dLogits.AsSpan(0, n * classes), context);
             m.CopyGradientsTo(leaf);
+            leafSamples[j] = n;
             lossSum += loss.Sum;
             correct += loss.Correct;
             samples += n;
@@ -347,20 +377,22 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         }
 
         var nodes = new Dictionary<TreeNode, float[]>();
+        var nodeSamples = new Dictionary<TreeNode, int>();
         foreach (var node in ReductionTree.Cover(plan.MicroBatches, slots.Start, slots.End))
         {
             var missing = 0;
             nodes[node] = ReductionTree.Reduce(node, leaves, m.TrainableParameterCount, allowMissing: false, ref missing)!;
+            nodeSamples[node] = leafSamples.AsSpan(node.Start, node.End - node.Start).ToArray().Sum();
         }
 
-        return new LocalResult(nodes, lossSum, correct, samples, new ActivationCounts(positive.SelectMany(p => p).ToArray(), zero.SelectMany(z => z).ToArray(), totals));
+        return new LocalResult(nodes, nodeSamples, lossSum, correct, samples, new ActivationCounts(positive.SelectMany(p => p).ToArray(), zero.SelectMany(z => z).ToArray(), totals));
     }
 
     /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved.</summary>
-    private async Task<long> PushAsync(long step, Dictionary<TreeNode, float[]> nodes, int samples)
+    private async Task<(long Bytes, PushResult[] Results)> PushAsync(long step, Dictionary<TreeNode, float[]> nodes, Dictionary<TreeNode, int> nodeSamples, bool withStats, int globalSamples)
     {
         var jobSpec = spec!;
-        var calls = new List<Task<bool>>();
+        var calls = new List<Task<PushResult>>();
         long bytes = 0;
         foreach (var (node, values) in nodes)
         {
@@ -388,13 +420,13 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 {
                     var payload = count == slice.Count ? encoded : encoded.AsSpan(offset * width, count * width).ToArray();
                     bytes += payload.Length;
-                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, samples)));
+                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, nodeSamples[node], withStats, globalSamples)));
                 }
             }
         }
 
-        await Task.WhenAll(calls);
-        return bytes;
+        var results = await Task.WhenAll(calls);
+        return (bytes, results);
     }
 
     private EvalReport Evaluate(int start, int count)

@@ -52,24 +52,26 @@ public sealed class FaultTests
             var once = cluster.Client.GetGrain<IParameterServerGrain>(0, onceSpec.JobId);
             Assert.Equal(0, await twice.InitializeAsync(spec, fresh: true));
             Assert.Equal(0, await once.InitializeAsync(onceSpec, fresh: true));
-            var length = (await twice.GetWeightsAsync(spec, 0)).SliceLength;
+            var length = (await twice.GetWeightsAsync(spec, 0, -1)).SliceLength;
             var gradient = Enumerable.Range(0, length).Select(i => ((i % 7) - 3) * 1e-3f).ToArray();
             var chunk = new GradientChunk(0, 0, spec.MicroBatches, 0, length, GradientCompression.None, WireFormat.ToBytes(gradient), 32);
 
-            Assert.True(await twice.PushAsync(spec, chunk));
-            Assert.False(await twice.PushAsync(spec, chunk));
-            var first = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
-            var second = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
-            Assert.False(await twice.PushAsync(spec, chunk));
+            // The push that completes the step's tree applies it; the repeated push and the job's apply change nothing.
+            var first = await twice.PushAsync(spec, chunk);
+            var repeated = await twice.PushAsync(spec, chunk);
+            var apply = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
+            var late = await twice.PushAsync(spec, chunk);
 
-            Assert.True(await once.PushAsync(onceSpec, chunk));
-            await once.ApplyAsync(new ApplyOrder(onceSpec, 0, false, false, 32));
+            Assert.True((await once.PushAsync(onceSpec, chunk)).Taken);
 
-            Assert.True(first.Applied);
-            Assert.False(second.Applied);
-            Assert.Equal(1, second.Version);
-            var a = await twice.GetWeightsAsync(spec, 0);
-            var b = await once.GetWeightsAsync(onceSpec, 0);
+            Assert.True(first.Taken);
+            Assert.True(first.Applied!.Applied);
+            Assert.False(repeated.Taken);
+            Assert.False(apply.Applied);
+            Assert.Equal(1, apply.Version);
+            Assert.False(late.Taken);
+            var a = await twice.GetWeightsAsync(spec, 0, -1);
+            var b = await once.GetWeightsAsync(onceSpec, 0, -1);
             Assert.Equal(1, a.Version);
             Assert.Equal(b.Bytes, a.Bytes);
         }
