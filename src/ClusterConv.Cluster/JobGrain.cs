@@ -41,6 +41,14 @@ public sealed class JobState
     [Id(13)] public long DroppedContributions { get; set; }
 
     [Id(14)] public int Rebalances { get; set; }
+
+    /// <summary>Epoch results so far: a client that follows a job whose grain moved still gets every one.</summary>
+    [Id(15)] public List<JobEvent> EpochEvents { get; set; } = [];
+
+    [Id(16)] public int Silos { get; set; }
+
+    /// <summary>The last activation stopped at a step boundary and checkpointed there (graceful hand-over).</summary>
+    [Id(17)] public bool HandedOver { get; set; }
 }
 
 /// <summary>
@@ -64,6 +72,7 @@ public sealed class JobGrain : Grain, IJobGrain
     private string incarnation = Guid.NewGuid().ToString("N");
     private Task? loop;
     private bool cancelRequested;
+    private bool handoverRequested;
     private int silos;
     private int epochNow;
 
@@ -76,12 +85,34 @@ public sealed class JobGrain : Grain, IJobGrain
 
     private JobState State => persisted.State;
 
+    /// <summary>
+    /// A graceful deactivation (its silo shuts down) stops the loop at the next step boundary and checkpoints every
+    /// shard there, so the next activation continues from that very step.
+    /// </summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (loop is { IsCompleted: false } running)
+        {
+            handoverRequested = true;
+            await running.WaitAsync(TimeSpan.FromSeconds(20), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Current);
+        }
+    }
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (persisted.RecordExists && State.Phase == JobPhase.Running && State.Spec is not null)
         {
-            // This job was running on a silo that is gone: continue from the last checkpoint.
-            State.Restarts++;
+            // This job was running on a silo that stopped (hand-over) or died (restart from the last checkpoint).
+            if (State.HandedOver)
+            {
+                State.Rebalances++;
+                State.HandedOver = false;
+            }
+            else
+            {
+                State.Restarts++;
+            }
+
             StartLoop(State.Spec, fresh: false);
         }
 
@@ -165,6 +196,7 @@ public sealed class JobGrain : Grain, IJobGrain
 
     private JobStatus Status() => new()
     {
+        Silos = Math.Max(silos, State.Silos),
         JobId = this.GetPrimaryKeyString(),
         Phase = State.Phase,
         Step = State.Step,
@@ -180,7 +212,6 @@ public sealed class JobGrain : Grain, IJobGrain
         TrainSeconds = trainClock.Elapsed.TotalSeconds > 0 ? trainClock.Elapsed.TotalSeconds : State.TrainSeconds,
         TrainSamples = State.TrainSamples,
         WeightsSha256 = State.WeightsSha256,
-        Silos = silos,
         EventCount = events.Count,
         Incarnation = incarnation,
         LastCheckpointStep = State.LastCheckpointStep,
@@ -204,6 +235,7 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         incarnation = Guid.NewGuid().ToString("N");
         events.Clear();
+        events.AddRange(State.EpochEvents.Select((e, i) => e with { Sequence = i }));
         cancelRequested = false;
         loop = RunAsync(spec, fresh);
     }
@@ -248,6 +280,7 @@ public sealed class JobGrain : Grain, IJobGrain
         var parameterIndex = measured.Select(l => IndexOf(layout.TrainableParameters, l.Kernel)).ToArray();
         var dead = measured.Select(l => new DeadFilterTracker(l.Kernel.Rows, spec.DeadWindow)).ToArray();
         silos = await CountSilosAsync();
+        State.Silos = Math.Max(State.Silos, silos);
 
         long step;
         if (fresh)
@@ -280,6 +313,13 @@ public sealed class JobGrain : Grain, IJobGrain
             if (cancelRequested)
             {
                 State.Phase = JobPhase.Cancelled;
+                return;
+            }
+
+            if (handoverRequested)
+            {
+                await CheckpointAsync(spec, servers, step);
+                State.HandedOver = State.LastCheckpointStep == step;
                 return;
             }
 
@@ -565,7 +605,7 @@ public sealed class JobGrain : Grain, IJobGrain
         var results = await Task.WhenAll(workers.Select((w, i) => Retry(() => w.EvaluateAsync(new EvalOrder(spec, i, versionCheck ? step : -1, parts[i].Start, parts[i].Count)))));
         var count = Math.Max(1, results.Sum(r => r.Count));
         State.BytesMoved += results.Sum(r => r.BytesMoved);
-        events.Add(new JobEvent
+        var result = new JobEvent
         {
             Sequence = events.Count,
             IsEpoch = true,
@@ -578,7 +618,10 @@ public sealed class JobGrain : Grain, IJobGrain
             TestAccuracy = (double)results.Sum(r => r.Correct) / count,
             StepsInEpoch = plan.StepsPerEpoch,
             SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
-        });
+        };
+        events.Add(result);
+        State.EpochEvents.RemoveAll(e => e.Epoch >= result.Epoch);
+        State.EpochEvents.Add(result);
     }
 
     private async Task<string> WeightsShaAsync(JobSpec spec, IParameterServerGrain[] servers, Model layout)

@@ -32,6 +32,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     public const string StorageName = "clusterconv-checkpoints";
 
     private readonly IPersistentState<ParameterServerState> checkpoint;
+    private readonly IPersistentState<ParameterServerState> handover;
     private readonly Dictionary<long, Dictionary<TreeNode, PendingNode>> pending = [];
     private JobSpec? spec;
     private ShardRange slice;
@@ -46,10 +47,35 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private long lastStep = -1;
     private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ParameterServerGrain([PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint)
+    public ParameterServerGrain(
+        [PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint,
+        [PersistentState("handover", StorageName)] IPersistentState<ParameterServerState> handover)
     {
         this.checkpoint = checkpoint;
+        this.handover = handover;
     }
+
+    /// <summary>
+    /// A graceful deactivation (silo shutting down, SIGTERM) leaves the exact current state for the next activation,
+    /// apart from the checkpoints a rollback uses, so training goes on without losing a step.
+    /// </summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (spec is not null && version > 0)
+        {
+            handover.State = Capture(spec);
+            await handover.WriteStateAsync(cancellationToken);
+        }
+    }
+
+    private ParameterServerState Capture(JobSpec jobSpec) => new()
+    {
+        JobId = jobSpec.JobId,
+        Step = version,
+        SliceStart = slice.Start,
+        Weights = WireFormat.ToBytes(weights),
+        OptimizerState = WireFormat.ToBytes(state),
+    };
 
     private int ShardIndex => (int)this.GetPrimaryKeyLong(out _);
 
@@ -83,7 +109,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         ArgumentNullException.ThrowIfNull(chunk);
         ArgumentNullException.ThrowIfNull(spec);
         Ensure(spec);
-        if (chunk.Step < version)
+
+        // bsp: a gradient is only ever for the current version. A late push computed before a rollback (for a step
+        // this shard will reach again) must not be mistaken for the recomputed one.
+        if (chunk.Step < version || (spec.Mode == ConsistencyMode.Bsp && chunk.Step != version))
         {
             return Task.FromResult(new PushResult(false, ShardIndex, null));
         }
@@ -213,14 +242,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             return false;
         }
 
-        checkpoint.State = new ParameterServerState
-        {
-            JobId = spec.JobId,
-            Step = version,
-            SliceStart = slice.Start,
-            Weights = WireFormat.ToBytes(weights),
-            OptimizerState = WireFormat.ToBytes(state),
-        };
+        checkpoint.State = Capture(spec);
         await checkpoint.WriteStateAsync();
         return true;
     }
@@ -287,6 +309,17 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         pending.Clear();
         snapshot = null;
         state = new float[slice.Count * optimizer.StateSlotsPerParameter];
+        if (!fresh && handover.RecordExists && handover.State.JobId == spec.JobId && handover.State.SliceStart == slice.Start
+            && (!checkpoint.RecordExists || handover.State.Step >= checkpoint.State.Step))
+        {
+            // Handed over by a graceful deactivation: continue exactly where it stopped (once).
+            Restore(handover.State);
+            handover.State = new ParameterServerState();
+            _ = handover.ClearStateAsync();
+            schedule = CreateSchedule(spec);
+            return;
+        }
+
         if (!fresh && checkpoint.RecordExists && checkpoint.State.JobId == spec.JobId && checkpoint.State.SliceStart == slice.Start)
         {
             Restore(checkpoint.State);

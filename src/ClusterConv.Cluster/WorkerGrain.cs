@@ -67,9 +67,17 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         (long Version, long Bytes) ahead = (-1, 0);
         if (prefetch is { } pending)
         {
-            // Always let a prefetch finish: it writes into the weights buffer.
-            ahead = await pending;
+            // Always let a prefetch finish (it writes into the weights buffer); a failed one is just not used.
             prefetch = null;
+            try
+            {
+                ahead = await pending;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
+                ahead = (-1, 0);
+            }
         }
 
         var (version, fetched) = prefetchVersion == order.Step && ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);

@@ -41,6 +41,42 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_silo_stopped_gracefully_mid_job_hands_over_and_the_weights_stay_the_same()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("stop-reference", workers: 4, steps: 40) with { CheckpointEvery = 100 };
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+
+            var spec = reference with { JobId = "stop" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var stopped = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!stopped && s.Step >= 12)
+                {
+                    stopped = true;
+                    await cluster.StopSiloAsync(cluster.Silos[^1]);
+                }
+            });
+
+            Assert.True(stopped, "the job ended before a silo was stopped");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(40, status.Step);
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_step_pushed_twice_is_applied_once()
     {
         var (cluster, directory) = await TestClusters.StartAsync(1);

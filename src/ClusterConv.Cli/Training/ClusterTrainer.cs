@@ -170,6 +170,12 @@ public sealed class ClusterTrainer
             foreach (var e in batch.Events)
             {
                 after = e.Sequence;
+                if (e.IsEpoch && epochs.Any(x => x.Epoch == e.Epoch && x.Step == e.Step))
+                {
+                    // Sent again by a job grain that moved to another silo.
+                    continue;
+                }
+
                 if (e.IsEpoch)
                 {
                     var result = new EpochResult(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.TestLoss, e.TestAccuracy);
