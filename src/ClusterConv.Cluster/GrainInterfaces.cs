@@ -35,6 +35,12 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
     Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
 
+    /// <summary>
+    /// Between steps: when the silo this worker belongs on (its index mod the silo count, over the silos sorted by
+    /// address) is not the one it runs on, it moves there once idle. True when it will move.
+    /// </summary>
+    Task<bool> RebalanceAsync(string[] silos);
+
     /// <summary>ssp: rounds done, for a peer's staleness check (answered between turns: peers ask each other while busy).</summary>
     [AlwaysInterleave]
     Task<long> PeekRoundsAsync();

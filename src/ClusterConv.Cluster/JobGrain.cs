@@ -73,6 +73,7 @@ public sealed class JobGrain : Grain, IJobGrain
     private Task? loop;
     private bool cancelRequested;
     private bool handoverRequested;
+    private string[]? knownSilos;
     private int silos;
     private int epochNow;
 
@@ -324,6 +325,11 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             DelayDeactivation(TimeSpan.FromMinutes(10));
+            if (step % 10 == 0)
+            {
+                await RebalanceAsync(workers);
+            }
+
             var batch = plan.BatchOf(step);
             epoch = plan.EpochOf(step);
             epochNow = epoch;
@@ -649,6 +655,43 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         return all;
+    }
+
+    /// <summary>
+    /// At a step boundary, when the set of active silos changed (one joined or left), moves every worker whose spread
+    /// placement now names another silo; each move counts as a rebalance.
+    /// </summary>
+    private async Task RebalanceAsync(IWorkerGrain[] workers)
+    {
+        string[] active;
+        try
+        {
+            var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+            active = hosts.Keys.Select(k => k.ToString()).OrderBy(s => s, StringComparer.Ordinal).ToArray();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogDebug(e, "could not list silos");
+            return;
+        }
+
+        silos = active.Length;
+        State.Silos = Math.Max(State.Silos, silos);
+        if (knownSilos is null)
+        {
+            knownSilos = active;
+            return;
+        }
+
+        if (knownSilos.SequenceEqual(active))
+        {
+            return;
+        }
+
+        knownSilos = active;
+        var moved = await Task.WhenAll(workers.Select(w => Retry(() => w.RebalanceAsync(active))));
+        State.Rebalances += moved.Count(m => m);
+        logger.LogInformation("job {Job}: silos changed to {Silos}; {Moved} workers move", this.GetPrimaryKeyString(), active.Length, moved.Count(m => m));
     }
 
     private async Task<int> CountSilosAsync()

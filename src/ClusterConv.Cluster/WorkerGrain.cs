@@ -150,6 +150,26 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(progress);
     }
 
+    public Task<bool> RebalanceAsync(string[] silos)
+    {
+        ArgumentNullException.ThrowIfNull(silos);
+        if (silos.Length == 0)
+        {
+            return Task.FromResult(false);
+        }
+
+        var target = silos[Index % silos.Length];
+        var here = GrainContext.Address.SiloAddress?.ToString();
+        if (here is null || here == target)
+        {
+            return Task.FromResult(false);
+        }
+
+        // Placement (SpreadPlacement) picks the target for the new activation; the model and data are rebuilt there.
+        MigrateOnIdle();
+        return Task.FromResult(true);
+    }
+
     public Task StopAsync()
     {
         stopRequested = true;

@@ -77,6 +77,42 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_silo_that_joins_mid_job_receives_workers_and_the_weights_stay_the_same()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("join-reference", workers: 4, steps: 50);
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+
+            var spec = reference with { JobId = "join" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var joined = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!joined && s.Step >= 5)
+                {
+                    joined = true;
+                    await cluster.StartAdditionalSiloAsync();
+                }
+            });
+
+            Assert.True(joined, "the job ended before a silo joined");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+            Assert.True(status.Rebalances > 0, $"no worker moved to the new silo (silos {status.Silos})");
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_step_pushed_twice_is_applied_once()
     {
         var (cluster, directory) = await TestClusters.StartAsync(1);
