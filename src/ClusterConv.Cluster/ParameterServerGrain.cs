@@ -44,6 +44,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private long version;
     private byte[]? snapshot;
     private ApplyReport? lastApplied;
+
+    // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
+    private readonly Stack<float[]> free = new();
+    private readonly Dictionary<TreeNode, float[]> sums = [];
+    private byte[]? spareSnapshot;
+    private byte[]? previousSnapshot;
     private long lastStep = -1;
     private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -97,7 +103,18 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             await Task.WhenAny(changed, Task.Delay(deadline - DateTime.UtcNow));
         }
 
-        snapshot ??= WireFormat.ToBytes(weights);
+        if (snapshot is null)
+        {
+            // Two snapshot buffers alternate: a worker copies a version's bytes before it pushes the gradient that the
+            // next version needs, so the buffer of version v−1 is free again when version v+1 is written.
+            // Only in lockstep (bsp without backup workers); other modes take a fresh buffer per version.
+            var lockstep = spec!.Mode == ConsistencyMode.Bsp && spec.BackupWorkers == 0;
+            var buffer = lockstep && spareSnapshot is { } spare && spare.Length == weights.Length * 4 ? spare : new byte[weights.Length * 4];
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan()).CopyTo(buffer);
+            spareSnapshot = previousSnapshot;
+            previousSnapshot = buffer;
+            snapshot = buffer;
+        }
         var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
         var (offset, count) = chunks[chunk];
         var bytes = chunks.Length == 1 ? snapshot : snapshot.AsSpan(offset * 4, count * 4).ToArray();
@@ -125,7 +142,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var key = new TreeNode(chunk.NodeStart, chunk.NodeEnd);
         if (!nodes.TryGetValue(key, out var node))
         {
-            nodes[key] = node = new PendingNode(weights.Length);
+            nodes[key] = node = new PendingNode(free.TryPop(out var reused) ? reused : new float[weights.Length]);
         }
 
         if (!node.Offsets.Add(chunk.Offset))
@@ -212,7 +229,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         nodes ??= [];
         var complete = nodes.Where(n => n.Value.Received == weights.Length).ToDictionary(n => n.Key, n => n.Value.Values);
         var missing = 0;
-        var sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing)
+        var sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing, SumBuffer)
             ?? new float[weights.Length];
         if (missing > 0)
         {
@@ -226,6 +243,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var rows = Update(sum, order.WithStats);
         foreach (var step in pending.Keys.Where(s => s < version).ToArray())
         {
+            foreach (var node in pending[step].Values)
+            {
+                node.Offsets.Clear();
+                free.Push(node.Values);
+            }
+
             pending.Remove(step);
         }
 
@@ -353,6 +376,16 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         SignalVersion();
     }
 
+    private float[] SumBuffer(TreeNode node)
+    {
+        if (!sums.TryGetValue(node, out var buffer) || buffer.Length != weights.Length)
+        {
+            sums[node] = buffer = new float[weights.Length];
+        }
+
+        return buffer;
+    }
+
     private void SignalVersion()
     {
         var changed = versionChanged;
@@ -411,9 +444,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         public bool Decay => Kernel;
     }
 
-    private sealed class PendingNode(int length)
+    private sealed class PendingNode(float[] values)
     {
-        public float[] Values { get; } = new float[length];
+        public float[] Values { get; } = values;
 
         public HashSet<int> Offsets { get; } = [];
 

@@ -48,7 +48,8 @@ public static class ReductionTree
     /// The value of <paramref name="node"/> from known node values; null when nothing under it is known. With
     /// <paramref name="allowMissing"/> false, a missing part throws; with true, it counts as zero.
     /// </summary>
-    public static float[]? Reduce(TreeNode node, IReadOnlyDictionary<TreeNode, float[]> known, int length, bool allowMissing, ref int missingLeaves)
+    /// <param name="buffer">Where the sum of an internal node goes (reused across steps to spare the large-object heap); null allocates.</param>
+    public static float[]? Reduce(TreeNode node, IReadOnlyDictionary<TreeNode, float[]> known, int length, bool allowMissing, ref int missingLeaves, Func<TreeNode, float[]>? buffer = null)
     {
         ArgumentNullException.ThrowIfNull(known);
         if (known.TryGetValue(node, out var value))
@@ -67,14 +68,14 @@ public static class ReductionTree
             return null;
         }
 
-        var left = Reduce(new TreeNode(node.Start, node.Middle), known, length, allowMissing, ref missingLeaves);
-        var right = Reduce(new TreeNode(node.Middle, node.End), known, length, allowMissing, ref missingLeaves);
+        var left = Reduce(new TreeNode(node.Start, node.Middle), known, length, allowMissing, ref missingLeaves, buffer);
+        var right = Reduce(new TreeNode(node.Middle, node.End), known, length, allowMissing, ref missingLeaves, buffer);
         if (left is null || right is null)
         {
             return left ?? right;
         }
 
-        var sum = new float[length];
+        var sum = buffer?.Invoke(node) ?? new float[length];
         TensorPrimitives.Add(left, right, sum);
         return sum;
     }

@@ -32,6 +32,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private float[] evalWeights = [];
     private Dictionary<TreeNode, float[]> leaves = [];
     private Dictionary<(TreeNode, int), float[]> residuals = [];
+    private Dictionary<TreeNode, float[]> sums = [];
+    private Dictionary<(TreeNode, int, int), byte[]> wire = [];
     private Tensor? input;
     private int[] labels = [];
     private float[] dLogits = [];
@@ -300,6 +302,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         evalWeights = new float[model.TrainableParameterCount];
         weightsVersion = -1;
         residuals = [];
+        sums = [];
+        wire = [];
         var largest = plan.MicroSizes.Max();
         input = new Tensor(largest, model.InputShape);
         labels = new int[largest];
@@ -409,11 +413,36 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         foreach (var node in ReductionTree.Cover(plan.MicroBatches, slots.Start, slots.End))
         {
             var missing = 0;
-            nodes[node] = ReductionTree.Reduce(node, leaves, m.TrainableParameterCount, allowMissing: false, ref missing)!;
+            nodes[node] = ReductionTree.Reduce(node, leaves, m.TrainableParameterCount, allowMissing: false, ref missing, SumBuffer)!;
             nodeSamples[node] = leafSamples.AsSpan(node.Start, node.End - node.Start).ToArray().Sum();
         }
 
         return new LocalResult(nodes, nodeSamples, lossSum, correct, samples, new ActivationCounts(positive.SelectMany(p => p).ToArray(), zero.SelectMany(z => z).ToArray(), totals));
+    }
+
+    private float[] SumBuffer(TreeNode node)
+    {
+        if (!sums.TryGetValue(node, out var buffer))
+        {
+            sums[node] = buffer = new float[model!.TrainableParameterCount];
+        }
+
+        return buffer;
+    }
+
+    /// <summary>
+    /// A reusable send buffer per (node, shard, chunk). Safe to refill next step: a push completes only after the
+    /// shard has copied the chunk (inside one silo the array itself is passed), and a bsp step starts only after every
+    /// shard applied the previous one, so an old message can no longer be taken.
+    /// </summary>
+    private byte[] WireBuffer(TreeNode node, int shard, int offset, int bytes)
+    {
+        if (!wire.TryGetValue((node, shard, offset), out var buffer) || buffer.Length != bytes)
+        {
+            wire[(node, shard, offset)] = buffer = new byte[bytes];
+        }
+
+        return buffer;
     }
 
     /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved.</summary>
@@ -429,6 +458,19 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 var slice = plan!.ParameterSlices[p];
                 var run = values.AsSpan(slice.Start, slice.Count);
                 byte[] encoded;
+                if (jobSpec.Compression == GradientCompression.None && jobSpec.Mode == ConsistencyMode.Bsp && jobSpec.BackupWorkers == 0)
+                {
+                    foreach (var (offset, count) in WireFormat.Chunks(slice.Count, 4))
+                    {
+                        var payload = WireBuffer(node, p, offset, count * 4);
+                        System.Runtime.InteropServices.MemoryMarshal.AsBytes(run.Slice(offset, count)).CopyTo(payload);
+                        bytes += payload.Length;
+                        calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples)));
+                    }
+
+                    continue;
+                }
+
                 if (jobSpec.Compression == GradientCompression.None)
                 {
                     encoded = WireFormat.ToBytes(run);
