@@ -16,6 +16,13 @@ internal static class CommandRunner
             cancellation.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+
+        // SIGTERM stops like Ctrl-C: the verb finishes cleanly (a training job is cancelled, a silo hands over).
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            cancellation.Cancel();
+        });
         try
         {
             return body(cancellation.Token);

@@ -50,12 +50,60 @@ internal static class TrainCommand
         var logEvery = CommonOptions.Positive("--log-every", "A step line in metrics.jsonl every N steps.", defaults.LogEvery);
         var deadWindow = CommonOptions.Positive("--dead-window", "Steps without any positive output before a filter counts as dead.", defaults.DeadWindow);
         var augment = new Option<bool>("--augment") { Description = "Random shifts and horizontal flips of training images." };
+        var workers = new Option<int>("--workers") { Description = "Worker grains on an Orleans cluster (default: one per core); 0 trains in this process with the engine alone.", DefaultValueFactory = _ => defaults.Workers };
+        workers.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--workers must be 0 or more");
+            }
+        });
+        var microBatches = CommonOptions.OptionalPositive("--micro-batches", "Fixed micro-batches (and data shards) per global batch (default: max(4, workers)); the same value gives the same weights for any worker count dividing it.");
+        var mode = new Option<string>("--mode") { Description = "Consistency: bsp (synchronous), ssp:K (no worker more than K steps ahead) or async.", DefaultValueFactory = _ => defaults.Mode };
+        mode.Validators.Add(r =>
+        {
+            var v = r.GetValueOrDefault<string>();
+            if (v is not ("bsp" or "async") && !(v is not null && v.StartsWith("ssp:", StringComparison.Ordinal) && int.TryParse(v.AsSpan(4), System.Globalization.CultureInfo.InvariantCulture, out var k) && k >= 0))
+            {
+                r.AddError($"--mode must be bsp, ssp:K (K >= 0) or async, got '{v}'");
+            }
+        });
+        var psShards = CommonOptions.OptionalPositive("--ps-shards", "Parameter-server shards (default: one per 512 KiB of parameters, 1 to 8).");
+        var backupWorkers = new Option<int>("--backup-workers") { Description = "bsp: apply each step with the first N-b workers' gradients and drop the rest." };
+        backupWorkers.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--backup-workers must be 0 or more");
+            }
+        });
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint the parameter servers every N steps (0: never).", DefaultValueFactory = _ => defaults.CheckpointEvery };
+        checkpointEvery.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--checkpoint-every must be 0 or more");
+            }
+        });
+        var resume = new Option<bool>("--resume") { Description = "Continue the job (same run folder or --job-id) from its last checkpoint." };
+        var cluster = new Option<string?>("--cluster") { Description = "redis://HOST:PORT of a running cluster to submit to (default: an in-process silo)." };
+        cluster.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
+            {
+                r.AddError($"--cluster must be redis://HOST:PORT, got '{v}'");
+            }
+        });
+        var jobId = new Option<string?>("--job-id") { Description = "Job id (default: run folder name and seed)." };
+        var compression = new Option<string>("--compression") { Description = "Gradient compression on the wire: none, fp16 or bf16 (with error feedback).", DefaultValueFactory = _ => defaults.Compression };
+        compression.AcceptOnlyFromAmong("none", "fp16", "bf16");
         var json = CommonOptions.Json("summary.json");
         var verbose = CommonOptions.Verbose();
 
         var command = new Command("train", "Train a model and write a run folder.")
         {
-            model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment, json, verbose,
+            model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment,
+            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, jobId, compression, json, verbose,
         };
         command.SetAction(parse =>
         {
@@ -78,6 +126,16 @@ internal static class TrainCommand
                 LogEvery = parse.GetValue(logEvery),
                 DeadWindow = parse.GetValue(deadWindow),
                 Augment = parse.GetValue(augment),
+                Workers = parse.GetValue(workers),
+                MicroBatches = parse.GetValue(microBatches),
+                Mode = parse.GetValue(mode)!,
+                PsShards = parse.GetValue(psShards),
+                BackupWorkers = parse.GetValue(backupWorkers),
+                CheckpointEvery = parse.GetValue(checkpointEvery),
+                Resume = parse.GetValue(resume),
+                Cluster = parse.GetValue(cluster),
+                JobId = parse.GetValue(jobId),
+                Compression = parse.GetValue(compression)!,
             };
             var asJson = parse.GetValue(json);
             return CommandRunner.Run(parse.GetValue(verbose), token => Execute(settings, asJson, token));
@@ -90,30 +148,52 @@ internal static class TrainCommand
         var console = asJson ? CommandRunner.ErrorConsole() : AnsiConsole.Console;
         var spec = ModelCatalog.Resolve(settings.Model);
         var model = new Model(spec);
-        var data = DataSources.Load(settings.Data, settings.Seed, console);
-        if (new SampleShape(1, data.Train.Height, data.Train.Width) != model.InputShape)
-        {
-            throw new UserException($"--model {settings.Model} expects input {model.InputShape} but --data {settings.Data} has images of 1x{data.Train.Height}x{data.Train.Width}");
-        }
 
-        if (model.Classes < data.Train.ClassCount)
+        // A client of a remote cluster leaves the data to the silos; here it is loaded and checked.
+        DataSplits? data = null;
+        if (settings.Cluster is null)
         {
-            throw new UserException($"--model {settings.Model} outputs {model.Classes} classes but --data {settings.Data} has {data.Train.ClassCount}");
+            data = DataSources.Load(settings.Data, settings.Seed, console);
+            if (new SampleShape(1, data.Train.Height, data.Train.Width) != model.InputShape)
+            {
+                throw new UserException($"--model {settings.Model} expects input {model.InputShape} but --data {settings.Data} has images of 1x{data.Train.Height}x{data.Train.Width}");
+            }
+
+            if (model.Classes < data.Train.ClassCount)
+            {
+                throw new UserException($"--model {settings.Model} outputs {model.Classes} classes but --data {settings.Data} has {data.Train.ClassCount}");
+            }
         }
 
         var outDir = Path.GetFullPath(settings.OutDir);
         Directory.CreateDirectory(outDir);
-        console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{data.Train.Name}[/] ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}; {settings.Threads} threads; run folder {outDir}");
+        var where = settings.Workers == 0
+            ? $"engine only, {settings.Threads} threads"
+            : $"{settings.Workers} workers ({settings.Mode}) on {(settings.Cluster ?? "an in-process silo")}, {settings.Threads} threads";
+        var source = data is null ? settings.Data : $"{data.Train.Name} ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}";
+        console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{source}[/]; {where}; run folder {outDir}");
 
         TrainResult result;
+        ClusterTrainer? clusterTrainer = null;
         using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl")))
         {
-            result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data, display).Run(metrics, cancellation));
+            if (settings.Workers == 0)
+            {
+                result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data!, display).Run(metrics, cancellation));
+            }
+            else
+            {
+                result = TrainingDisplay.Run(console, display =>
+                {
+                    clusterTrainer = new ClusterTrainer(settings, model, data, display);
+                    return clusterTrainer.RunAsync(metrics, outDir, cancellation).GetAwaiter().GetResult();
+                });
+            }
         }
 
         ModelCheckpoint.Capture(model, result.Steps, result.Epochs.Count, InputNormalization.Scale, settings.Optimizer).SaveFile(Path.Combine(outDir, "model" + ModelCheckpoint.FileExtension));
         AtomicFile.WriteAllText(Path.Combine(outDir, "model.json"), KerasModelWriter.Write(spec) + "\n");
-        var summary = Summary(settings, spec, data, result);
+        var summary = Summary(settings, spec, result, clusterTrainer?.FinalStatus);
         var text = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
         AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), text);
         var last = result.Epochs.Count > 0 ? result.Epochs[^1] : null;
@@ -128,10 +208,10 @@ internal static class TrainCommand
 
     private static string DatasetName(string data) => data is DataSources.FashionMnistName or DataSources.SyntheticName ? data : Path.GetFullPath(data);
 
-    private static JsonObject Summary(TrainSettings s, ModelSpec spec, Data.DataSplits data, TrainResult r)
+    private static JsonObject Summary(TrainSettings s, ModelSpec spec, TrainResult r, Cluster.JobStatus? job)
     {
         var last = r.Epochs.Count > 0 ? r.Epochs[^1] : null;
-        return new JsonObject
+        var summary = new JsonObject
         {
             ["model"] = spec.Name,
             ["dataset"] = DatasetName(s.Data),
@@ -153,6 +233,23 @@ internal static class TrainCommand
             ["train_seconds"] = Math.Round(r.TrainSeconds, 3),
             ["samples_per_second"] = Math.Round(r.TrainSamples / Math.Max(r.TrainSeconds, 1e-9), 1),
             ["weights_sha256"] = r.WeightsSha256,
+            ["workers"] = s.Workers,
+            ["silos"] = job?.Silos ?? 0,
+            ["mode"] = s.Workers == 0 ? "local" : s.Mode,
+            ["ps_shards"] = job?.PsShards ?? 0,
+            ["micro_batches"] = s.Workers == 0 ? null : s.EffectiveMicroBatches,
+            ["bytes_moved"] = job?.BytesMoved ?? 0,
+            ["bytes_per_step"] = job is null || r.Steps == 0 ? 0 : job.BytesMoved / r.Steps,
+            ["restarts"] = job?.Restarts ?? 0,
+            ["rebalances"] = job?.Rebalances ?? 0,
+            ["steps_recomputed"] = job?.StepsRecomputed ?? 0,
+            ["dropped_contributions"] = job?.DroppedContributions ?? 0,
         };
+        if (job is not null)
+        {
+            summary["job_id"] = job.JobId;
+        }
+
+        return summary;
     }
 }

@@ -47,4 +47,33 @@ public sealed record TrainSettings
     public int DeadWindow { get; init; } = 100;
 
     public bool Augment { get; init; }
+
+    /// <summary>Worker grains; 0 trains in this process with the engine alone (LocalTrainer). Default: one per core.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Micro-batches (and data shards) per global batch; null: max(4, workers). Fixed micro-batches make the weights independent of the worker count.</summary>
+    public int? MicroBatches { get; init; }
+
+    public int EffectiveMicroBatches => MicroBatches ?? Math.Max(4, Workers);
+
+    /// <summary>"bsp", "ssp:K" or "async".</summary>
+    public string Mode { get; init; } = "bsp";
+
+    /// <summary>Parameter-server shards; null: one per 512 KiB of parameters, 1 to 8.</summary>
+    public int? PsShards { get; init; }
+
+    public int BackupWorkers { get; init; }
+
+    public int CheckpointEvery { get; init; } = 50;
+
+    public bool Resume { get; init; }
+
+    /// <summary>"redis://HOST:PORT" to submit to a running cluster; null starts an in-process silo.</summary>
+    public string? Cluster { get; init; }
+
+    /// <summary>Job id (default: derived from the run folder name).</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>"none", "fp16" or "bf16" gradient compression with error feedback.</summary>
+    public string Compression { get; init; } = "none";
 }

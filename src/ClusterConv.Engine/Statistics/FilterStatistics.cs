@@ -46,7 +46,18 @@ public sealed class FilterStatisticsCollector
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(deadWindow);
         this.model = model;
         DeadWindow = deadWindow;
-        var list = new List<TrackedLayer>();
+        tracked = MeasuredLayers(model).Select(m => new TrackedLayer(m.Layer, m.Kernel, m.OutputIndex, m.Activation, deadWindow)).ToArray();
+    }
+
+    /// <summary>
+    /// The layers measured, in model order: every Conv2D and Dense with its kernel, and the layer whose
+    /// output shows its sparsity: the fused activation, or the first stand-alone activation before the
+    /// next layer with weights (e.g. Conv2D, BatchNorm, ReLU).
+    /// </summary>
+    public static IReadOnlyList<MeasuredLayer> MeasuredLayers(Model model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var list = new List<MeasuredLayer>();
         for (var i = 0; i < model.Layers.Count; i++)
         {
             var layer = model.Layers[i];
@@ -61,8 +72,6 @@ public sealed class FilterStatisticsCollector
                 continue;
             }
 
-            // Sparsity is measured where the non-linearity is: the fused activation, or the first
-            // stand-alone activation before the next layer with weights (e.g. Conv2D, BatchNorm, ReLU).
             var outputIndex = i;
             if (activation.Kind == ActivationKind.Linear)
             {
@@ -77,10 +86,10 @@ public sealed class FilterStatisticsCollector
                 }
             }
 
-            list.Add(new TrackedLayer(layer, kernel, outputIndex, activation, deadWindow));
+            list.Add(new MeasuredLayer(layer, kernel, outputIndex, activation));
         }
 
-        tracked = list.ToArray();
+        return list;
     }
 
     public int DeadWindow { get; }
@@ -196,6 +205,13 @@ public sealed class FilterStatisticsCollector
 
         public DeadFilterTracker Dead { get; } = new(kernel.Rows, deadWindow);
     }
+}
+
+/// <summary>A layer whose filters are measured: its kernel and the layer output its sparsity is read from.</summary>
+public sealed record MeasuredLayer(Layer Layer, Parameter Kernel, int OutputIndex, Activation Activation)
+{
+    /// <summary>"sparsity" for relu (exact zeros), "nonpositive_fraction" for any other activation.</summary>
+    public string SparsityMetric => Activation.Kind == ActivationKind.Relu ? "sparsity" : "nonpositive_fraction";
 }
 
 /// <summary>

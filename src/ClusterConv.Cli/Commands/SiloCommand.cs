@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Net;
+using ClusterConv.Cli.Training;
+using ClusterConv.Cluster;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+
+namespace ClusterConv.Cli.Commands;
+
+/// <summary>`clusterconv silo`: runs a silo that joins a cluster whose membership and checkpoints live in Redis.</summary>
+internal static class SiloCommand
+{
+    public static Command Create()
+    {
+        var redis = new Option<string>("--redis") { Description = "HOST:PORT of the Redis server holding membership and checkpoints.", Required = true };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic.", DefaultValueFactory = _ => 11111 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients connect to.", DefaultValueFactory = _ => 30000 };
+        var name = new Option<string?>("--name") { Description = "Silo name (default: silo-PORT)." };
+        var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this one at.", DefaultValueFactory = _ => "127.0.0.1" };
+        var verbose = CommonOptions.Verbose();
+        var command = new Command("silo", "Run a silo of a Redis-clustered ClusterConv cluster until SIGTERM or Ctrl-C.")
+        {
+            redis, siloPort, gatewayPort, name, advertise, verbose,
+        };
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token =>
+            RunAsync(parse.GetValue(redis)!, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, token).GetAwaiter().GetResult()));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string redis, int siloPort, int gatewayPort, string? name, string advertise, CancellationToken cancellation)
+    {
+        if (!IPAddress.TryParse(advertise, out var address))
+        {
+            throw new UserException($"--advertise must be an IP address, got '{advertise}'");
+        }
+
+        var siloName = name ?? $"silo-{siloPort}";
+        var builder = Host.CreateApplicationBuilder();
+        ClusterTrainer.QuietLogging(builder.Logging);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<EndpointOptions>(o =>
+            {
+                o.AdvertisedIPAddress = address;
+                o.SiloPort = siloPort;
+                o.GatewayPort = gatewayPort;
+            });
+            silo.Configure<SiloOptions>(o => o.SiloName = siloName);
+
+            // Failure-detection timings from configuration, e.g. Orleans__Membership__ProbeTimeout=00:00:01 in the environment.
+            silo.Services.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
+            silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis) });
+        });
+        using var host = builder.Build();
+        await host.StartAsync(cancellation);
+        Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis}");
+        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        using (cancellation.Register(lifetime.StopApplication))
+        {
+            // Graceful stop (SIGTERM, Ctrl-C): Orleans deactivates this silo's grains so they reactivate elsewhere.
+            // A silo whose Redis is gone may hang in shutdown: leave after the shutdown timeout regardless.
+            using var watchdog = lifetime.ApplicationStopping.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(30)).ContinueWith(_ => Environment.Exit(ExitCodes.Success), TaskScheduler.Default));
+            await host.WaitForShutdownAsync(CancellationToken.None);
+        }
+
+        Console.WriteLine($"silo {siloName} stopped");
+        return ExitCodes.Success;
+    }
+}

@@ -1,0 +1,304 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using ClusterConv.Cli.Output;
+using ClusterConv.Cluster;
+using ClusterConv.Data;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Specs;
+using ClusterConv.Engine.Statistics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterConv.Cli.Training;
+
+/// <summary>
+/// Trains on an Orleans cluster: in embedded mode it starts a silo in this process (localhost clustering, checkpoint
+/// files in the run folder), otherwise it connects as a client to a Redis-clustered cluster. Either way it submits
+/// the job, follows its events into metrics.jsonl and the display, and reads the final weights.
+/// </summary>
+public sealed class ClusterTrainer
+{
+    private readonly TrainSettings settings;
+    private readonly Model model;
+    private readonly DataSplits? data;
+    private readonly ITrainingObserver observer;
+
+    public ClusterTrainer(TrainSettings settings, Model model, DataSplits? data, ITrainingObserver observer)
+    {
+        this.settings = settings;
+        this.model = model;
+        this.data = data;
+        this.observer = observer;
+    }
+
+    /// <summary>What the cluster reported besides the engine's numbers (summary.json fields).</summary>
+    public JobStatus? FinalStatus { get; private set; }
+
+    public JobSpec Spec(string outDir)
+    {
+        var (mode, staleness) = ParseMode(settings.Mode);
+        var jobId = settings.JobId ?? $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(outDir))}-{settings.Seed}";
+        var workers = Math.Max(1, settings.Workers);
+        return new JobSpec
+        {
+            JobId = jobId,
+            ModelJson = KerasModelWriter.Write(model.Spec),
+            Data = settings.Data is DataSources.FashionMnistName or DataSources.SyntheticName ? settings.Data : Path.GetFullPath(settings.Data),
+            SyntheticTrain = DataSources.SyntheticTrain,
+            SyntheticTest = DataSources.SyntheticTest,
+            TrainLimit = settings.TrainLimit,
+            TestLimit = settings.TestLimit,
+            Epochs = settings.Epochs,
+            BatchSize = settings.BatchSize,
+            MicroBatches = settings.EffectiveMicroBatches,
+            Workers = workers,
+            PsShards = settings.PsShards ?? JobPlan.DefaultPsShards(model.TrainableParameterCount),
+            Mode = mode,
+            Staleness = staleness,
+            BackupWorkers = settings.BackupWorkers,
+            Optimizer = settings.Optimizer,
+            LearningRate = settings.BaseLearningRate,
+            Schedule = settings.Schedule,
+            Seed = settings.Seed,
+            MaxSteps = settings.MaxSteps,
+            StatsEvery = settings.StatsEvery,
+            LogEvery = settings.LogEvery,
+            DeadWindow = settings.DeadWindow,
+            Augment = settings.Augment,
+            CheckpointEvery = settings.CheckpointEvery,
+            Resume = settings.Resume,
+            ThreadsPerWorker = Math.Max(1, settings.Threads / workers),
+            Compression = settings.Compression switch
+            {
+                "fp16" => GradientCompression.Fp16,
+                "bf16" => GradientCompression.Bf16,
+                _ => GradientCompression.None,
+            },
+        };
+    }
+
+    public static (ConsistencyMode Mode, int Staleness) ParseMode(string mode)
+    {
+        ArgumentNullException.ThrowIfNull(mode);
+        if (mode == "bsp")
+        {
+            return (ConsistencyMode.Bsp, 0);
+        }
+
+        if (mode == "async")
+        {
+            return (ConsistencyMode.Async, 0);
+        }
+
+        if (mode.StartsWith("ssp:", StringComparison.Ordinal) && int.TryParse(mode.AsSpan(4), System.Globalization.CultureInfo.InvariantCulture, out var k) && k >= 0)
+        {
+            return (ConsistencyMode.Ssp, k);
+        }
+
+        throw new UserException($"--mode must be bsp, ssp:K (K >= 0) or async, got '{mode}'");
+    }
+
+    public async Task<TrainResult> RunAsync(MetricsLog metrics, string outDir, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        var spec = Spec(outDir);
+        try
+        {
+            JobGrain.Validate(spec);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UserException(e.Message);
+        }
+
+        using var host = settings.Cluster is null ? await StartEmbeddedSiloAsync(Path.Combine(outDir, "checkpoints")) : await StartClientAsync(settings.Cluster);
+        var client = host.Services.GetRequiredService<IClusterClient>();
+        if (data is not null && settings.Cluster is null)
+        {
+            host.Services.GetRequiredService<TrainingDataCache>().Preload(spec, data);
+        }
+
+        try
+        {
+            var job = client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var result = await FollowAsync(client, job, spec, metrics, cancellation, detachOnCancel: settings.Cluster is not null);
+            return result;
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>Polls the job's events into metrics.jsonl and the display until it ends; reads the final weights into the model.</summary>
+    public async Task<TrainResult> FollowAsync(IClusterClient client, IJobGrain job, JobSpec spec, MetricsLog metrics, CancellationToken cancellation, bool detachOnCancel)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(metrics);
+        var epochs = new List<EpochResult>();
+        var incarnation = string.Empty;
+        long after = -1;
+        var startedEpoch = -1;
+        JobStatus status;
+        var cancelSent = false;
+        while (true)
+        {
+            if (cancellation.IsCancellationRequested && !cancelSent)
+            {
+                if (detachOnCancel)
+                {
+                    // The job belongs to the cluster: leaving does not stop it (clusterconv cancel does).
+                    cancellation.ThrowIfCancellationRequested();
+                }
+
+                await job.CancelAsync();
+                cancelSent = true;
+            }
+
+            var batch = await job.GetEventsAsync(incarnation, after);
+            if (batch.Incarnation != incarnation)
+            {
+                incarnation = batch.Incarnation;
+                after = -1;
+            }
+
+            foreach (var e in batch.Events)
+            {
+                after = e.Sequence;
+                if (e.IsEpoch && epochs.Any(x => x.Epoch == e.Epoch && x.Step == e.Step))
+                {
+                    // Sent again by a job grain that moved to another silo.
+                    continue;
+                }
+
+                if (e.IsEpoch)
+                {
+                    var result = new EpochResult(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.TestLoss, e.TestAccuracy);
+                    metrics.WriteEpoch(result.Epoch, result.Step, result.WallSeconds, result.TrainLoss, result.TrainAccuracy, result.TestLoss, result.TestAccuracy);
+                    epochs.RemoveAll(x => x.Epoch >= result.Epoch);
+                    epochs.Add(result);
+                    observer.EpochCompleted(result);
+                    continue;
+                }
+
+                if (e.Epoch != startedEpoch)
+                {
+                    startedEpoch = e.Epoch;
+                    observer.EpochStarted(e.Epoch, spec.Epochs, e.StepsInEpoch);
+                }
+
+                metrics.WriteStep(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.LearningRate, e.Filters?.Select(ToEngine).ToArray());
+                observer.StepCompleted(e.Epoch, (e.Step % Math.Max(1, e.StepsInEpoch)) + 1, e.Loss, e.SamplesPerSecond);
+            }
+
+            status = batch.Status;
+            if (status.Phase is JobPhase.Completed or JobPhase.Failed or JobPhase.Cancelled && batch.Events.Length == 0)
+            {
+                break;
+            }
+
+            if (batch.Events.Length == 0)
+            {
+                await Task.Delay(100, CancellationToken.None);
+            }
+        }
+
+        FinalStatus = status;
+        if (status.Phase == JobPhase.Failed)
+        {
+            var error = status.Error ?? "unknown error";
+            throw new UserException($"job {status.JobId} failed: {error}", error.Contains("diverged", StringComparison.Ordinal) ? ExitCodes.TrainingFailed : ExitCodes.InternalError);
+        }
+
+        if (status.Phase == JobPhase.Cancelled)
+        {
+            throw new OperationCanceledException($"job {status.JobId} was cancelled");
+        }
+
+        var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
+        var weights = await JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount);
+        model.LoadParameters(weights, trainableOnly: true);
+        var sha = model.WeightsSha256();
+        if (status.WeightsSha256 is { } reported && reported != sha)
+        {
+            throw new UserException($"job {status.JobId}: the weights read back (sha256 {sha}) differ from the job's final weights ({reported})", ExitCodes.InternalError);
+        }
+
+        return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount);
+    }
+
+    /// <summary>A silo in this process on free loopback ports, with checkpoint files in the run folder.</summary>
+    public static async Task<IHost> StartEmbeddedSiloAsync(string checkpointDirectory)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        QuietLogging(builder.Logging);
+        builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        var siloPort = FreePort();
+        var gatewayPort = FreePort();
+        builder.UseOrleans(silo =>
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "clusterconv-embedded", clusterId: $"embedded-{Environment.ProcessId}");
+            silo.AddClusterConv(new ClusterConvSiloOptions { CheckpointDirectory = checkpointDirectory });
+        });
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    /// <summary>A client of a Redis-clustered ClusterConv cluster.</summary>
+    public static async Task<IHost> StartClientAsync(string cluster)
+    {
+        ArgumentNullException.ThrowIfNull(cluster);
+        var builder = Host.CreateApplicationBuilder();
+        QuietLogging(builder.Logging);
+        builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster));
+        var host = builder.Build();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            host.Dispose();
+            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F0} s: {e.Message}", ExitCodes.IoError);
+        }
+
+        return host;
+    }
+
+    public static void QuietLogging(ILoggingBuilder logging)
+    {
+        ArgumentNullException.ThrowIfNull(logging);
+        logging.ClearProviders();
+        var level = Environment.GetEnvironmentVariable("CLUSTERCONV_LOG_LEVEL") is { } text && Enum.TryParse<LogLevel>(text, true, out var parsed) ? parsed : LogLevel.Error;
+        // CLUSTERCONV_LOG_LEVEL applies to ClusterConv's grains; Orleans itself only reports errors unless it asks for more.
+        logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Trace);
+        logging.AddFilter((category, l) => l >= (category?.StartsWith("ClusterConv", StringComparison.Ordinal) == true ? level : LogLevel.Error));
+        logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The verb, not the console's signals, decides when an embedded silo or client stops.</summary>
+    private sealed class CommandLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private static FilterStatistics ToEngine(LayerStatistics s) =>
+        new(s.Layer, s.LayerType, s.GradientNorm, s.WeightNorm, s.UpdateRatio, s.Sparsity, s.SparsityMetric, s.Activation, s.DeadFilters);
+}

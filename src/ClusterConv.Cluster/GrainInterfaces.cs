@@ -1,0 +1,80 @@
+using Orleans.Concurrency;
+
+namespace ClusterConv.Cluster;
+
+/// <summary>A training job, keyed by job id: drives workers and parameter-server shards, tracks progress, answers status queries.</summary>
+[Alias("clusterconv.IJobGrain")]
+public interface IJobGrain : IGrainWithStringKey
+{
+    /// <summary>Starts the job (or continues it when it is already running with the same spec); returns at once.</summary>
+    Task<JobStatus> StartAsync(JobSpec spec);
+
+    Task<JobStatus> GetStatusAsync();
+
+    /// <summary>Progress events after sequence number <paramref name="after"/> (−1: from the first) of the current incarnation.</summary>
+    Task<JobEvents> GetEventsAsync(string incarnation, long after);
+
+    Task<JobStatus> CancelAsync();
+
+    /// <summary>The spec the job runs with (null before it started), for a client that attaches later.</summary>
+    Task<JobSpec?> GetSpecAsync();
+}
+
+/// <summary>A worker of a job, keyed by (worker index, job id): owns micro-batch slots and their data shards.</summary>
+[Alias("clusterconv.IWorkerGrain")]
+public interface IWorkerGrain : IGrainWithIntegerCompoundKey
+{
+    /// <summary>bsp: pulls weights version Step, computes the gradients of its micro-batches of step Step, pushes them.</summary>
+    Task<StepReport> ComputeStepAsync(StepOrder order);
+
+    Task<EvalReport> EvaluateAsync(EvalOrder order);
+
+    /// <summary>ssp and async: runs its own steps from FirstRound until Rounds are done, pushing each as it goes; returns at once.</summary>
+    Task StartRunAsync(RunOrder order);
+
+    /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
+    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
+
+    /// <summary>
+    /// Between steps: when the silo this worker belongs on (its index mod the silo count, over the silos sorted by
+    /// address) is not the one it runs on, it moves there once idle. True when it will move.
+    /// </summary>
+    Task<bool> RebalanceAsync(string[] silos);
+
+    /// <summary>ssp: rounds done, for a peer's staleness check (answered between turns: peers ask each other while busy).</summary>
+    [AlwaysInterleave]
+    Task<long> PeekRoundsAsync();
+
+    Task StopAsync();
+}
+
+/// <summary>A parameter-server shard, keyed by (shard index, job id): a contiguous slice of the trainable parameters with its optimizer state.</summary>
+[Alias("clusterconv.IParameterServerGrain")]
+public interface IParameterServerGrain : IGrainWithIntegerCompoundKey
+{
+    /// <summary>Fresh: initial weights from the seed; otherwise the last checkpoint when there is one. Returns the version (steps applied).</summary>
+    Task<long> InitializeAsync(JobSpec spec, bool fresh);
+
+    /// <summary>
+    /// Chunk <paramref name="chunk"/> of the weights, waiting (up to a few seconds) until the version reaches
+    /// <paramref name="minVersion"/>, so a worker can ask for the next step's weights as soon as it has pushed (the
+    /// caller checks the version it gets). Interleaves with pushes while it waits.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk, long minVersion);
+
+    /// <summary>
+    /// One chunk of one tree node's gradient for a step; a chunk seen before, or for a step already applied, is ignored.
+    /// In bsp without backup workers, the chunk that completes the step's tree applies the step, and its result says so.
+    /// </summary>
+    Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk);
+
+    /// <summary>Reduces the step's contributions over the fixed tree and applies the optimizer, once: a repeated call changes nothing.</summary>
+    Task<ApplyReport> ApplyAsync(ApplyOrder order);
+
+    /// <summary>Saves weights, optimizer state and version to grain storage when the version is <paramref name="step"/>.</summary>
+    Task<bool> CheckpointAsync(JobSpec spec, long step);
+
+    /// <summary>Restores the checkpoint of <paramref name="step"/> (or the initial weights for step 0); returns the version.</summary>
+    Task<long> RollbackAsync(JobSpec spec, long step);
+}

@@ -1,0 +1,797 @@
+using System.Diagnostics;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Optimizers;
+using ClusterConv.Engine.Specs;
+using ClusterConv.Engine.Statistics;
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
+
+namespace ClusterConv.Cluster;
+
+/// <summary>What a job grain keeps in storage: enough to pick the job up on another silo from its last checkpoint.</summary>
+[GenerateSerializer, Alias("clusterconv.JobState")]
+public sealed class JobState
+{
+    [Id(0)] public JobSpec? Spec { get; set; }
+
+    [Id(1)] public JobPhase Phase { get; set; }
+
+    [Id(2)] public long LastCheckpointStep { get; set; }
+
+    [Id(3)] public int Restarts { get; set; }
+
+    [Id(4)] public long StepsRecomputed { get; set; }
+
+    [Id(5)] public string? Error { get; set; }
+
+    [Id(6)] public string? WeightsSha256 { get; set; }
+
+    [Id(7)] public long Step { get; set; }
+
+    [Id(8)] public long BytesMoved { get; set; }
+
+    [Id(9)] public double TrainSeconds { get; set; }
+
+    [Id(10)] public long TrainSamples { get; set; }
+
+    [Id(11)] public double WallSeconds { get; set; }
+
+    [Id(12)] public long TotalSteps { get; set; }
+
+    [Id(13)] public long DroppedContributions { get; set; }
+
+    [Id(14)] public int Rebalances { get; set; }
+
+    /// <summary>Epoch results so far: a client that follows a job whose grain moved still gets every one.</summary>
+    [Id(15)] public List<JobEvent> EpochEvents { get; set; } = [];
+
+    [Id(16)] public int Silos { get; set; }
+
+    /// <summary>The last activation stopped at a step boundary and checkpointed there (graceful hand-over).</summary>
+    [Id(17)] public bool HandedOver { get; set; }
+}
+
+/// <summary>
+/// Runs one job: builds the plan, initializes the parameter-server shards, then per step asks every worker for its
+/// micro-batches' gradients (bsp), has every shard apply the step once, checkpoints every K steps and evaluates after
+/// each epoch. The loop runs in the grain ("start, then report back"); clients poll status and events. A worker call
+/// that fails (its silo died) is retried and lands on a new activation; a shard that came back from its checkpoint
+/// makes the job roll every shard back to that checkpoint.
+/// </summary>
+public sealed class JobGrain : Grain, IJobGrain
+{
+    public const string StorageName = ParameterServerGrain.StorageName;
+    private static readonly TimeSpan RetryWindow = TimeSpan.FromMinutes(3);
+
+    private readonly IPersistentState<JobState> persisted;
+    private readonly TrainingDataCache dataCache;
+    private readonly ILogger<JobGrain> logger;
+    private readonly List<JobEvent> events = [];
+    private readonly Stopwatch wall = new();
+    private readonly Stopwatch trainClock = new();
+    private string incarnation = Guid.NewGuid().ToString("N");
+    private Task? loop;
+    private bool cancelRequested;
+    private bool handoverRequested;
+    private string[]? knownSilos;
+    private int silos;
+    private int epochNow;
+
+    public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, ILogger<JobGrain> logger)
+    {
+        this.persisted = persisted;
+        this.dataCache = dataCache;
+        this.logger = logger;
+    }
+
+    private JobState State => persisted.State;
+
+    /// <summary>
+    /// A graceful deactivation (its silo shuts down) stops the loop at the next step boundary and checkpoints every
+    /// shard there, so the next activation continues from that very step.
+    /// </summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (loop is { IsCompleted: false } running)
+        {
+            handoverRequested = true;
+            await running.WaitAsync(TimeSpan.FromSeconds(20), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Current);
+        }
+    }
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (persisted.RecordExists && State.Phase == JobPhase.Running && State.Spec is not null)
+        {
+            // This job was running on a silo that stopped (hand-over) or died (restart from the last checkpoint).
+            if (State.HandedOver)
+            {
+                State.Rebalances++;
+                State.HandedOver = false;
+            }
+            else
+            {
+                State.Restarts++;
+            }
+
+            StartLoop(State.Spec, fresh: false);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<JobStatus> StartAsync(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
+        if (loop is { IsCompleted: false })
+        {
+            if (State.Spec is { } running && running == spec with { Resume = running.Resume })
+            {
+                // The same job submitted again (a client that reconnected): keep it running.
+                return Status();
+            }
+
+            // A different job under this id (e.g. a new run into the same folder after a crash): replace it.
+            cancelRequested = true;
+            await loop;
+        }
+
+        var resume = spec.Resume && persisted.RecordExists && State.Spec is not null && State.LastCheckpointStep > 0;
+        var previous = State;
+        persisted.State = new JobState
+        {
+            Spec = spec,
+            Phase = JobPhase.Running,
+            LastCheckpointStep = resume ? previous.LastCheckpointStep : 0,
+            Restarts = resume ? previous.Restarts : 0,
+        };
+        await persisted.WriteStateAsync();
+        await GrainFactory.GetGrain<IJobRegistryGrain>(0).AddAsync(spec.JobId);
+        StartLoop(spec, fresh: !resume);
+        return Status();
+    }
+
+    public Task<JobStatus> GetStatusAsync() => Task.FromResult(Status());
+
+    public Task<JobSpec?> GetSpecAsync() => Task.FromResult(State.Spec);
+
+    public Task<JobEvents> GetEventsAsync(string incarnation, long after)
+    {
+        var from = incarnation == this.incarnation ? after + 1 : 0;
+        var slice = from >= events.Count ? [] : events.Skip((int)from).Take(2000).ToArray();
+        return Task.FromResult(new JobEvents(this.incarnation, slice, Status()));
+    }
+
+    public Task<JobStatus> CancelAsync()
+    {
+        cancelRequested = true;
+        return Task.FromResult(Status());
+    }
+
+    /// <summary>Settings that cannot work, named as on the command line.</summary>
+    public static void Validate(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Check(spec.Workers >= 1, $"--workers must be at least 1 in cluster mode, got {spec.Workers}");
+        Check(spec.MicroBatches >= 1, $"--micro-batches must be at least 1, got {spec.MicroBatches}");
+        Check(spec.Workers <= spec.MicroBatches, $"--workers ({spec.Workers}) cannot exceed --micro-batches ({spec.MicroBatches}): each worker owns at least one micro-batch slot");
+        Check(spec.BatchSize >= spec.MicroBatches, $"--batch-size ({spec.BatchSize}) must be at least --micro-batches ({spec.MicroBatches})");
+        Check(spec.PsShards >= 1, $"--ps-shards must be at least 1, got {spec.PsShards}");
+        Check(spec.BackupWorkers >= 0 && spec.BackupWorkers < spec.Workers, $"--backup-workers must be in [0, workers), got {spec.BackupWorkers}");
+        Check(spec.BackupWorkers == 0 || spec.Mode == ConsistencyMode.Bsp, "--backup-workers applies to --mode bsp only");
+        Check(spec.Staleness >= 0, $"--mode ssp:K needs K >= 0, got {spec.Staleness}");
+        Check(spec.CheckpointEvery >= 0, $"--checkpoint-every must be 0 or more, got {spec.CheckpointEvery}");
+        var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
+        Check(model.ParameterCount == model.TrainableParameterCount, $"model '{model.Spec.Name}' has non-trainable parameters (BatchNormalization moving statistics), which the cluster does not carry yet; train it with --workers 0");
+        Check(spec.PsShards <= model.TrainableParameterCount, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
+    }
+
+    private static void Check(bool condition, string message)
+    {
+        if (!condition)
+        {
+            throw new ArgumentException(message);
+        }
+    }
+
+    private JobStatus Status() => new()
+    {
+        Silos = Math.Max(silos, State.Silos),
+        JobId = this.GetPrimaryKeyString(),
+        Phase = State.Phase,
+        Step = State.Step,
+        TotalSteps = State.TotalSteps,
+        Epoch = epochNow,
+        Error = State.Error,
+        BytesMoved = State.BytesMoved,
+        Restarts = State.Restarts,
+        Rebalances = State.Rebalances,
+        StepsRecomputed = State.StepsRecomputed,
+        DroppedContributions = State.DroppedContributions,
+        WallSeconds = wall.IsRunning ? wall.Elapsed.TotalSeconds : State.WallSeconds,
+        TrainSeconds = trainClock.Elapsed.TotalSeconds > 0 ? trainClock.Elapsed.TotalSeconds : State.TrainSeconds,
+        TrainSamples = State.TrainSamples,
+        WeightsSha256 = State.WeightsSha256,
+        EventCount = events.Count,
+        Incarnation = incarnation,
+        LastCheckpointStep = State.LastCheckpointStep,
+        Workers = State.Spec?.Workers ?? 0,
+        PsShards = State.Spec?.PsShards ?? 0,
+        Mode = State.Spec is null ? "bsp" : ModeName(State.Spec),
+    };
+
+    public static string ModeName(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return spec.Mode switch
+        {
+            ConsistencyMode.Ssp => $"ssp:{spec.Staleness}",
+            ConsistencyMode.Async => "async",
+            _ => "bsp",
+        };
+    }
+
+    private void StartLoop(JobSpec spec, bool fresh)
+    {
+        incarnation = Guid.NewGuid().ToString("N");
+        events.Clear();
+        events.AddRange(State.EpochEvents.Select((e, i) => e with { Sequence = i }));
+        cancelRequested = false;
+        loop = RunAsync(spec, fresh);
+    }
+
+    private async Task RunAsync(JobSpec requested, bool fresh)
+    {
+        wall.Restart();
+        trainClock.Reset();
+        try
+        {
+            await TrainAsync(requested, fresh);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogError(e, "job {Job} failed", requested.JobId);
+            State.Phase = JobPhase.Failed;
+            State.Error = e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message;
+        }
+
+        wall.Stop();
+        State.WallSeconds = wall.Elapsed.TotalSeconds;
+        State.TrainSeconds = trainClock.Elapsed.TotalSeconds;
+        await persisted.WriteStateAsync();
+    }
+
+    private async Task TrainAsync(JobSpec requested, bool fresh)
+    {
+        var data = await dataCache.GetAsync(requested);
+        var layout = new Model(KerasModelReader.Read(requested.ModelJson, $"job {requested.JobId}"));
+        if (new SampleShape(1, data.Train.Height, data.Train.Width) != layout.InputShape || layout.Classes < data.Train.ClassCount)
+        {
+            throw new ArgumentException($"model '{layout.Spec.Name}' takes {layout.InputShape} with {layout.Classes} classes; data '{requested.Data}' has 1x{data.Train.Height}x{data.Train.Width} images of {data.Train.ClassCount} classes");
+        }
+
+        var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, layout.TrainableParameterCount);
+        var spec = requested with { ScheduleSteps = plan.TotalSteps };
+        State.TotalSteps = plan.TotalSteps;
+        var servers = Enumerable.Range(0, spec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
+        var workers = Enumerable.Range(0, spec.Workers).Select(w => GrainFactory.GetGrain<IWorkerGrain>(w, spec.JobId)).ToArray();
+        var schedule = LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, plan.TotalSteps));
+        var measured = FilterStatisticsCollector.MeasuredLayers(layout);
+        var parameterIndex = measured.Select(l => IndexOf(layout.TrainableParameters, l.Kernel)).ToArray();
+        var dead = measured.Select(l => new DeadFilterTracker(l.Kernel.Rows, spec.DeadWindow)).ToArray();
+        silos = await CountSilosAsync();
+        State.Silos = Math.Max(State.Silos, silos);
+
+        long step;
+        if (fresh)
+        {
+            await Task.WhenAll(servers.Select(s => Retry(() => s.InitializeAsync(spec, fresh: true))));
+            step = 0;
+        }
+        else
+        {
+            step = State.LastCheckpointStep;
+            await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, step))));
+        }
+
+        if (spec.Mode != ConsistencyMode.Bsp)
+        {
+            await RunFreeAsync(spec, plan, workers, servers, step);
+            if (State.Phase == JobPhase.Cancelled)
+            {
+                return;
+            }
+
+            step = plan.TotalSteps;
+        }
+
+        var epoch = plan.EpochOf(step);
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        while (spec.Mode == ConsistencyMode.Bsp && step < plan.TotalSteps)
+        {
+            if (cancelRequested)
+            {
+                State.Phase = JobPhase.Cancelled;
+                return;
+            }
+
+            if (handoverRequested)
+            {
+                await CheckpointAsync(spec, servers, step);
+                State.HandedOver = State.LastCheckpointStep == step;
+                return;
+            }
+
+            DelayDeactivation(TimeSpan.FromMinutes(10));
+            if (step % 10 == 0)
+            {
+                await RebalanceAsync(workers);
+            }
+
+            var batch = plan.BatchOf(step);
+            epoch = plan.EpochOf(step);
+            epochNow = epoch;
+            var withStats = spec.StatsEvery > 0 && step % spec.StatsEvery == 0;
+            trainClock.Start();
+            var reports = await RunWorkersAsync(spec, workers, step);
+            var stale = reports.Where(r => r.StaleVersion >= 0).ToArray();
+            ApplyReport[] applies = [];
+            if (stale.Length == 0)
+            {
+                // In bsp the push that completes a shard's tree applies the step and comes back with the report;
+                // shards without one (backup workers, a retried push) are asked to apply (once) here.
+                var order = new ApplyOrder(spec, step, withStats, spec.BackupWorkers > 0, plan.GlobalBatchSize(batch));
+                var byShard = reports.SelectMany(r => r.Applied ?? []).GroupBy(a => a.Shard).ToDictionary(g => g.Key, g => g.First().Applied!);
+                applies = await Task.WhenAll(servers.Select((s, p) => byShard.TryGetValue(p, out var done) ? Task.FromResult(done) : Retry(() => s.ApplyAsync(order))));
+            }
+
+            trainClock.Stop();
+            if (stale.Length == 0 && applies.Any(a => a.Version == step && a.DroppedNodes < 0))
+            {
+                // A shard lost some of this step's contributions (handed over mid-step): compute the step again.
+                State.StepsRecomputed++;
+                continue;
+            }
+
+            if (stale.Length > 0 || applies.Any(a => a.Version != step + 1))
+            {
+                step = await RollbackAsync(spec, servers, step);
+                lossSum = 0;
+                correct = seen = 0;
+                continue;
+            }
+
+            State.DroppedContributions += applies[0].DroppedNodes;
+            var stepLoss = reports.Sum(r => r.LossSum);
+            var stepCorrect = reports.Sum(r => r.Correct);
+            var stepSamples = reports.Sum(r => r.Samples);
+            State.BytesMoved += reports.Sum(r => r.BytesMoved);
+            State.TrainSamples += stepSamples;
+            if (!double.IsFinite(stepLoss))
+            {
+                throw new InvalidOperationException($"training diverged: the loss of step {step} (epoch {epoch + 1}) is {stepLoss}; lower --lr");
+            }
+
+            var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
+            for (var l = 0; l < measured.Count; l++)
+            {
+                dead[l].Observe(step, counts.Positive[l]);
+            }
+
+            lossSum += stepLoss;
+            correct += stepCorrect;
+            seen += stepSamples;
+            if (withStats || (spec.LogEvery > 0 && step % spec.LogEvery == 0))
+            {
+                events.Add(new JobEvent
+                {
+                    Sequence = events.Count,
+                    Epoch = epoch,
+                    Step = step,
+                    WallSeconds = wall.Elapsed.TotalSeconds,
+                    Loss = stepLoss / Math.Max(stepSamples, 1),
+                    Accuracy = (double)stepCorrect / Math.Max(stepSamples, 1),
+                    LearningRate = schedule.At(step),
+                    Filters = withStats ? Statistics(measured, parameterIndex, applies, counts, dead) : null,
+                    StepsInEpoch = plan.StepsPerEpoch,
+                    SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                });
+            }
+
+            step++;
+            State.Step = step;
+            if (spec.CheckpointEvery > 0 && step % spec.CheckpointEvery == 0 && step < plan.TotalSteps)
+            {
+                await CheckpointAsync(spec, servers, step);
+            }
+
+            if (plan.BatchOf(step - 1) == plan.StepsPerEpoch - 1 || step == plan.TotalSteps)
+            {
+                await EvaluateEpochAsync(spec, plan, workers, epoch, step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1));
+                lossSum = 0;
+                correct = seen = 0;
+            }
+        }
+
+        State.Step = step;
+        if (step > State.LastCheckpointStep && (spec.Mode == ConsistencyMode.Bsp || step == plan.TotalSteps))
+        {
+            // The final weights stay readable (and resumable) even if a shard is reactivated later.
+            var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0, -1));
+            await CheckpointAsync(spec, servers, final.Version);
+        }
+
+        State.WeightsSha256 = await WeightsShaAsync(spec, servers, layout);
+        State.Phase = JobPhase.Completed;
+    }
+
+    /// <summary>ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete.</summary>
+    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first)
+    {
+        trainClock.Start();
+        await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
+        var evaluatedEpochs = plan.EpochOf(first);
+        var lastLogged = -1L;
+        double windowLoss = 0;
+        long windowCorrect = 0, windowSamples = 0;
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        while (true)
+        {
+            await Task.Delay(50);
+            DelayDeactivation(TimeSpan.FromMinutes(10));
+            var progress = await Task.WhenAll(workers.Select(w => Retry(() => w.GetRunProgressAsync())));
+            if (progress.FirstOrDefault(p => p.Error is not null) is { Error: { } error })
+            {
+                throw new InvalidOperationException($"a worker failed: {error}");
+            }
+
+            State.BytesMoved += progress.Sum(p => p.BytesMoved);
+            State.TrainSamples += progress.Sum(p => p.Samples);
+            lossSum += progress.Sum(p => p.LossSum);
+            correct += progress.Sum(p => p.Correct);
+            seen += progress.Sum(p => p.Samples);
+            var slowest = progress.Min(p => p.Rounds);
+            logger.LogDebug("job {Job}: rounds {Rounds}", spec.JobId, string.Join(",", progress.Select(p => p.Rounds)));
+            windowLoss += progress.Sum(p => p.LossSum);
+            windowCorrect += progress.Sum(p => p.Correct);
+            windowSamples += progress.Sum(p => p.Samples);
+            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0)
+            {
+                // A step line per LogEvery rounds of the slowest worker: loss and accuracy of the updates since the last line.
+                lastLogged = (slowest - 1) / spec.LogEvery;
+                events.Add(new JobEvent
+                {
+                    Sequence = events.Count,
+                    Epoch = plan.EpochOf(Math.Min(slowest - 1, plan.TotalSteps - 1)),
+                    Step = slowest - 1,
+                    WallSeconds = wall.Elapsed.TotalSeconds,
+                    Loss = windowLoss / windowSamples,
+                    Accuracy = (double)windowCorrect / windowSamples,
+                    LearningRate = LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, plan.TotalSteps)).At(slowest - 1),
+                    StepsInEpoch = plan.StepsPerEpoch,
+                    SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                });
+                windowLoss = 0;
+                windowCorrect = 0;
+                windowSamples = 0;
+            }
+
+            State.Step = Math.Max(0, slowest);
+            epochNow = plan.EpochOf(Math.Min(State.Step, plan.TotalSteps - 1));
+            if (cancelRequested)
+            {
+                await Task.WhenAll(workers.Select(w => w.StopAsync()));
+                trainClock.Stop();
+                State.Phase = JobPhase.Cancelled;
+                return;
+            }
+
+            var done = slowest >= plan.TotalSteps;
+            var epochsDone = done ? plan.EpochOf(plan.TotalSteps - 1) + 1 : (int)(slowest / plan.StepsPerEpoch);
+            if (epochsDone > evaluatedEpochs)
+            {
+                trainClock.Stop();
+                await EvaluateEpochAsync(spec, plan, workers, epochsDone - 1, State.Step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), versionCheck: false);
+                trainClock.Start();
+                evaluatedEpochs = epochsDone;
+                lossSum = 0;
+                correct = seen = 0;
+            }
+
+            if (done)
+            {
+                break;
+            }
+        }
+
+        trainClock.Stop();
+        _ = servers;
+    }
+
+    private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step)
+    {
+        var calls = workers.Select((w, i) => ComputeWithRetryAsync(w, new StepOrder(spec, i, step))).ToList();
+        if (spec.BackupWorkers == 0)
+        {
+            return await Task.WhenAll(calls);
+        }
+
+        // Backup workers: the first N − b to finish make the step; the rest are dropped (their late pushes are ignored).
+        var needed = workers.Length - spec.BackupWorkers;
+        var done = new List<(int Index, StepReport Report)>();
+        var pending = calls.Select((t, i) => (Task: t, Index: i)).ToList();
+        while (done.Count < needed)
+        {
+            var finished = await Task.WhenAny(pending.Select(p => p.Task));
+            var entry = pending.First(p => p.Task == finished);
+            pending.Remove(entry);
+            done.Add((entry.Index, await finished));
+        }
+
+        foreach (var (task, _) in pending)
+        {
+            _ = task.ContinueWith(t => t.Exception, TaskScheduler.Current);
+        }
+
+        return done.OrderBy(d => d.Index).Select(d => d.Report).ToArray();
+    }
+
+    private async Task<StepReport> ComputeWithRetryAsync(IWorkerGrain worker, StepOrder order)
+    {
+        var clock = Stopwatch.StartNew();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await worker.ComputeStepAsync(order);
+            }
+            catch (Exception e) when (IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
+            {
+                // The worker's silo failed mid-step: the step is computed again by a new activation; the parameter
+                // servers ignore any chunk they already hold, so nothing is applied twice.
+                State.StepsRecomputed++;
+                logger.LogWarning("job {Job}: worker {Worker} failed step {Step} ({Error}); recomputing", order.Spec.JobId, order.WorkerIndex, order.Step, e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (attempt + 1))));
+            }
+        }
+    }
+
+    private async Task<T> Retry<T>(Func<Task<T>> call)
+    {
+        var clock = Stopwatch.StartNew();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
+            {
+                logger.LogWarning("job call failed ({Error}); retrying", e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (attempt + 1))));
+            }
+        }
+    }
+
+    private async Task Retry(Func<Task> call) => await Retry(async () =>
+    {
+        await call();
+        return true;
+    });
+
+    private static bool IsTransient(Exception e) => e is not (ArgumentException or Engine.Layers.ModelException or OutOfMemoryException);
+
+    private async Task<long> RollbackAsync(JobSpec spec, IParameterServerGrain[] servers, long step)
+    {
+        var target = State.LastCheckpointStep;
+        logger.LogWarning("job {Job}: parameter servers disagree at step {Step}; rolling back to checkpoint {Checkpoint}", spec.JobId, step, target);
+        State.Restarts++;
+        State.StepsRecomputed += step - target;
+        await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, target))));
+        State.Step = target;
+        return target;
+    }
+
+    private async Task CheckpointAsync(JobSpec spec, IParameterServerGrain[] servers, long step)
+    {
+        var saved = await Task.WhenAll(servers.Select(s => Retry(() => s.CheckpointAsync(spec, step))));
+        if (saved.All(s => s))
+        {
+            State.LastCheckpointStep = step;
+            await persisted.WriteStateAsync();
+        }
+    }
+
+    private async Task EvaluateEpochAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, int epoch, long step, double trainLoss, double trainAccuracy, bool versionCheck = true)
+    {
+        var parts = Data.Sharding.Ranges(plan.TestCount, workers.Length);
+        var results = await Task.WhenAll(workers.Select((w, i) => Retry(() => w.EvaluateAsync(new EvalOrder(spec, i, versionCheck ? step : -1, parts[i].Start, parts[i].Count)))));
+        var count = Math.Max(1, results.Sum(r => r.Count));
+        State.BytesMoved += results.Sum(r => r.BytesMoved);
+        var result = new JobEvent
+        {
+            Sequence = events.Count,
+            IsEpoch = true,
+            Epoch = epoch + 1,
+            Step = step,
+            WallSeconds = wall.Elapsed.TotalSeconds,
+            Loss = trainLoss,
+            Accuracy = trainAccuracy,
+            TestLoss = results.Sum(r => r.LossSum) / count,
+            TestAccuracy = (double)results.Sum(r => r.Correct) / count,
+            StepsInEpoch = plan.StepsPerEpoch,
+            SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+        };
+        events.Add(result);
+        State.EpochEvents.RemoveAll(e => e.Epoch >= result.Epoch);
+        State.EpochEvents.Add(result);
+    }
+
+    private async Task<string> WeightsShaAsync(JobSpec spec, IParameterServerGrain[] servers, Model layout)
+    {
+        var all = await ReadWeightsAsync(spec, servers, layout.TrainableParameterCount);
+        layout.LoadParameters(all, trainableOnly: true);
+        return layout.WeightsSha256();
+    }
+
+    /// <summary>The whole trainable vector, read chunk by chunk from every shard.</summary>
+    public static async Task<float[]> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(servers);
+        var all = new float[trainableCount];
+        var slices = Data.Sharding.Ranges(trainableCount, servers.Count);
+        for (var p = 0; p < servers.Count; p++)
+        {
+            var first = await servers[p].GetWeightsAsync(spec, 0, -1);
+            for (var c = 0; c < first.Chunks; c++)
+            {
+                var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c, -1);
+                WireFormat.FromBytes(chunk.Bytes, all.AsSpan(slices[p].Start + chunk.Offset, chunk.Bytes.Length / 4));
+            }
+        }
+
+        return all;
+    }
+
+    /// <summary>
+    /// At a step boundary, when the set of active silos changed (one joined or left), moves every worker whose spread
+    /// placement now names another silo; each move counts as a rebalance.
+    /// </summary>
+    private async Task RebalanceAsync(IWorkerGrain[] workers)
+    {
+        string[] active;
+        try
+        {
+            var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+            active = hosts.Keys.Select(k => k.ToString()).OrderBy(s => s, StringComparer.Ordinal).ToArray();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogDebug(e, "could not list silos");
+            return;
+        }
+
+        silos = active.Length;
+        State.Silos = Math.Max(State.Silos, silos);
+        if (knownSilos is null)
+        {
+            knownSilos = active;
+            return;
+        }
+
+        if (knownSilos.SequenceEqual(active))
+        {
+            return;
+        }
+
+        knownSilos = active;
+        var moved = await Task.WhenAll(workers.Select(w => Retry(() => w.RebalanceAsync(active))));
+        State.Rebalances += moved.Count(m => m);
+        logger.LogInformation("job {Job}: silos changed to {Silos}; {Moved} workers move", this.GetPrimaryKeyString(), active.Length, moved.Count(m => m));
+    }
+
+    private async Task<int> CountSilosAsync()
+    {
+        try
+        {
+            var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+            return hosts.Count;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogDebug(e, "could not count silos");
+            return 1;
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<Parameter> parameters, Parameter p)
+    {
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            if (ReferenceEquals(parameters[i], p))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private sealed record SummedCounts(long[][] Positive, long[][] Zero, long[] Total);
+
+    private static SummedCounts Sum(ActivationCounts[] counts, IReadOnlyList<MeasuredLayer> measured)
+    {
+        var positive = measured.Select(l => new long[l.Kernel.Rows]).ToArray();
+        var zero = measured.Select(l => new long[l.Kernel.Rows]).ToArray();
+        var total = new long[measured.Count];
+        foreach (var c in counts)
+        {
+            var offset = 0;
+            for (var l = 0; l < measured.Count; l++)
+            {
+                for (var k = 0; k < positive[l].Length; k++)
+                {
+                    positive[l][k] += c.Positive[offset + k];
+                    zero[l][k] += c.Zero[offset + k];
+                }
+
+                offset += positive[l].Length;
+                total[l] += c.Total[l];
+            }
+        }
+
+        return new SummedCounts(positive, zero, total);
+    }
+
+    private static LayerStatistics[] Statistics(IReadOnlyList<MeasuredLayer> measured, int[] parameterIndex, ApplyReport[] applies, SummedCounts counts, DeadFilterTracker[] dead)
+    {
+        var result = new LayerStatistics[measured.Count];
+        for (var l = 0; l < measured.Count; l++)
+        {
+            var rows = measured[l].Kernel.Rows;
+            var g = new double[rows];
+            var w = new double[rows];
+            var b = new double[rows];
+            var d = new double[rows];
+            foreach (var apply in applies)
+            {
+                foreach (var sums in apply.Rows.Where(r => r.Parameter == parameterIndex[l]))
+                {
+                    for (var r = 0; r < rows; r++)
+                    {
+                        g[r] += sums.GradientSquares[r];
+                        w[r] += sums.WeightSquares[r];
+                        b[r] += sums.BeforeSquares[r];
+                        d[r] += sums.DistanceSquares[r];
+                    }
+                }
+            }
+
+            var relu = measured[l].Activation.Kind == Engine.Layers.ActivationKind.Relu;
+            var total = counts.Total[l];
+            var sparsity = new float[rows];
+            for (var r = 0; r < rows; r++)
+            {
+                var nonPositive = relu ? counts.Zero[l][r] : total - counts.Positive[l][r];
+                sparsity[r] = total > 0 ? (float)((double)nonPositive / total) : 0f;
+            }
+
+            result[l] = new LayerStatistics(
+                measured[l].Layer.Name,
+                measured[l].Layer.TypeName,
+                g.Select(v => (float)Math.Sqrt(v)).ToArray(),
+                w.Select(v => (float)Math.Sqrt(v)).ToArray(),
+                b.Select((v, r) => v > 0 ? (float)(Math.Sqrt(d[r]) / Math.Sqrt(v)) : 0f).ToArray(),
+                sparsity,
+                measured[l].SparsityMetric,
+                measured[l].Activation.KerasName,
+                dead[l].DeadFilters());
+        }
+
+        return result;
+    }
+}

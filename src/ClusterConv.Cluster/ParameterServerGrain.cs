@@ -1,0 +1,457 @@
+using ClusterConv.Data;
+using ClusterConv.Engine;
+using ClusterConv.Engine.Optimizers;
+using ClusterConv.Engine.Specs;
+using Orleans.Runtime;
+
+namespace ClusterConv.Cluster;
+
+/// <summary>A parameter-server shard's checkpoint: weights and optimizer state of its slice after <see cref="Step"/> steps.</summary>
+[GenerateSerializer, Alias("clusterconv.ParameterServerState")]
+public sealed class ParameterServerState
+{
+    [Id(0)] public string JobId { get; set; } = string.Empty;
+
+    [Id(1)] public long Step { get; set; }
+
+    [Id(2)] public int SliceStart { get; set; }
+
+    [Id(3)] public byte[] Weights { get; set; } = [];
+
+    [Id(4)] public byte[] OptimizerState { get; set; } = [];
+}
+
+/// <summary>
+/// One slice of the trainable-parameter vector with its optimizer state. Collects the gradient contributions of a
+/// step as reduction-tree nodes (each chunk once), reduces them over the fixed tree and applies the optimizer once
+/// per step, so pushing or applying a step twice changes nothing. Version = steps applied.
+/// </summary>
+[SpreadPlacement]
+public sealed class ParameterServerGrain : Grain, IParameterServerGrain
+{
+    public const string StorageName = "clusterconv-checkpoints";
+
+    private readonly IPersistentState<ParameterServerState> checkpoint;
+    private readonly IPersistentState<ParameterServerState> handover;
+    private readonly Dictionary<long, Dictionary<TreeNode, PendingNode>> pending = [];
+    private JobSpec? spec;
+    private ShardRange slice;
+    private float[] weights = [];
+    private float[] state = [];
+    private IOptimizer? optimizer;
+    private ILearningRateSchedule? schedule;
+    private Segment[] segments = [];
+    private long version;
+    private byte[]? snapshot;
+    private ApplyReport? lastApplied;
+
+    // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
+    private readonly Stack<float[]> free = new();
+    private readonly Dictionary<TreeNode, float[]> sums = [];
+    private byte[]? spareSnapshot;
+    private byte[]? previousSnapshot;
+    private long lastStep = -1;
+    private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ParameterServerGrain(
+        [PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint,
+        [PersistentState("handover", StorageName)] IPersistentState<ParameterServerState> handover)
+    {
+        this.checkpoint = checkpoint;
+        this.handover = handover;
+    }
+
+    /// <summary>
+    /// A graceful deactivation (silo shutting down, SIGTERM) leaves the exact current state for the next activation,
+    /// apart from the checkpoints a rollback uses, so training goes on without losing a step.
+    /// </summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (spec is not null && version > 0)
+        {
+            handover.State = Capture(spec);
+            await handover.WriteStateAsync(cancellationToken);
+        }
+    }
+
+    private ParameterServerState Capture(JobSpec jobSpec) => new()
+    {
+        JobId = jobSpec.JobId,
+        Step = version,
+        SliceStart = slice.Start,
+        Weights = WireFormat.ToBytes(weights),
+        OptimizerState = WireFormat.ToBytes(state),
+    };
+
+    private int ShardIndex => (int)this.GetPrimaryKeyLong(out _);
+
+    public Task<long> InitializeAsync(JobSpec spec, bool fresh)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        this.spec = null;
+        Setup(spec, fresh);
+        return Task.FromResult(version);
+    }
+
+    public async Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk, long minVersion)
+    {
+        Ensure(spec);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (version < minVersion && DateTime.UtcNow < deadline)
+        {
+            var changed = versionChanged.Task;
+            await Task.WhenAny(changed, Task.Delay(deadline - DateTime.UtcNow));
+        }
+
+        if (snapshot is null)
+        {
+            // Two snapshot buffers alternate: a worker copies a version's bytes before it pushes the gradient that the
+            // next version needs, so the buffer of version v−1 is free again when version v+1 is written.
+            // Only in lockstep (bsp without backup workers); other modes take a fresh buffer per version.
+            var lockstep = spec!.Mode == ConsistencyMode.Bsp && spec.BackupWorkers == 0;
+            var buffer = lockstep && spareSnapshot is { } spare && spare.Length == weights.Length * 4 ? spare : new byte[weights.Length * 4];
+            System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan()).CopyTo(buffer);
+            spareSnapshot = previousSnapshot;
+            previousSnapshot = buffer;
+            snapshot = buffer;
+        }
+        var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
+        var (offset, count) = chunks[chunk];
+        var bytes = chunks.Length == 1 ? snapshot : snapshot.AsSpan(offset * 4, count * 4).ToArray();
+        return new WeightsChunk(version, offset, weights.Length, chunks.Length, bytes);
+    }
+
+    public Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk)
+    {
+        ArgumentNullException.ThrowIfNull(chunk);
+        ArgumentNullException.ThrowIfNull(spec);
+        Ensure(spec);
+
+        // bsp: a gradient is only ever for the current version. A late push computed before a rollback (for a step
+        // this shard will reach again) must not be mistaken for the recomputed one.
+        if (chunk.Step < version || (spec.Mode == ConsistencyMode.Bsp && chunk.Step != version))
+        {
+            return Task.FromResult(new PushResult(false, ShardIndex, null));
+        }
+
+        if (!pending.TryGetValue(chunk.Step, out var nodes))
+        {
+            pending[chunk.Step] = nodes = [];
+        }
+
+        var key = new TreeNode(chunk.NodeStart, chunk.NodeEnd);
+        if (!nodes.TryGetValue(key, out var node))
+        {
+            nodes[key] = node = new PendingNode(free.TryPop(out var reused) ? reused : new float[weights.Length]);
+        }
+
+        if (!node.Offsets.Add(chunk.Offset))
+        {
+            return Task.FromResult(new PushResult(false, ShardIndex, null));
+        }
+
+        var destination = node.Values.AsSpan(chunk.Offset, chunk.Count);
+        if (chunk.Encoding == GradientCompression.None)
+        {
+            WireFormat.FromBytes(chunk.Bytes, destination);
+        }
+        else
+        {
+            WireFormat.Decompress(chunk.Bytes, destination, chunk.Encoding);
+        }
+
+        node.Received += chunk.Count;
+        node.Samples = chunk.Samples;
+        if (spec.Mode != ConsistencyMode.Bsp && node.Received == weights.Length)
+        {
+            // ssp and async: every complete contribution is one optimizer step of its own.
+            nodes.Remove(key);
+            if (nodes.Count == 0)
+            {
+                pending.Remove(chunk.Step);
+            }
+
+            Update(node.Values, withStats: false);
+        }
+
+        ApplyReport? applied = null;
+        if (spec.Mode == ConsistencyMode.Bsp && spec.BackupWorkers == 0 && chunk.Step == version && node.Received == weights.Length && TreeComplete(nodes, spec.MicroBatches))
+        {
+            applied = Apply(new ApplyOrder(spec, chunk.Step, chunk.WithStats, false, chunk.GlobalSamples));
+        }
+
+        return Task.FromResult(new PushResult(true, ShardIndex, applied));
+    }
+
+    /// <summary>True when the complete nodes cover every micro-batch.</summary>
+    private bool TreeComplete(Dictionary<TreeNode, PendingNode> nodes, int leaves)
+    {
+        var covered = 0;
+        foreach (var (key, node) in nodes)
+        {
+            if (node.Received == weights.Length)
+            {
+                covered += key.End - key.Start;
+            }
+        }
+
+        return covered == leaves;
+    }
+
+    public Task<ApplyReport> ApplyAsync(ApplyOrder order)
+    {
+        ArgumentNullException.ThrowIfNull(order);
+        Ensure(order.Spec);
+        if (order.Step == version - 1 && lastApplied is { } last && lastStep == order.Step)
+        {
+            // Applied already (by the push that completed the tree, or an earlier call): report it again.
+            return Task.FromResult(last with { Applied = false });
+        }
+
+        if (order.Step != version)
+        {
+            // Already applied (version above) or this shard lost steps (version below: the job rolls back).
+            return Task.FromResult(new ApplyReport(version, false, 0, []));
+        }
+
+        if (!order.AllowPartial && !TreeComplete(pending.GetValueOrDefault(order.Step) ?? [], order.Spec.MicroBatches))
+        {
+            // Contributions were lost (e.g. this shard was handed over mid-step): the job recomputes the step.
+            return Task.FromResult(new ApplyReport(version, false, -1, []));
+        }
+
+        return Task.FromResult(Apply(order));
+    }
+
+    private ApplyReport Apply(ApplyOrder order)
+    {
+        pending.TryGetValue(order.Step, out var nodes);
+        nodes ??= [];
+        var complete = nodes.Where(n => n.Value.Received == weights.Length).ToDictionary(n => n.Key, n => n.Value.Values);
+        var missing = 0;
+        var sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing, SumBuffer)
+            ?? new float[weights.Length];
+        if (missing > 0)
+        {
+            // Backup workers: the mean over the samples present, not over the whole global batch.
+            var present = complete.Values.Count == 0 ? 0 : nodes.Where(n => n.Value.Received == weights.Length).Sum(n => n.Value.Samples);
+            var scale = present > 0 ? (float)order.GlobalSamples / present : 0f;
+            sum = (float[])sum.Clone();
+            System.Numerics.Tensors.TensorPrimitives.Multiply(sum, scale, sum);
+        }
+
+        var rows = Update(sum, order.WithStats);
+        foreach (var step in pending.Keys.Where(s => s < version).ToArray())
+        {
+            foreach (var node in pending[step].Values)
+            {
+                node.Offsets.Clear();
+                free.Push(node.Values);
+            }
+
+            pending.Remove(step);
+        }
+
+        lastApplied = new ApplyReport(version, true, missing, rows);
+        lastStep = order.Step;
+        return lastApplied;
+    }
+
+    public async Task<bool> CheckpointAsync(JobSpec spec, long step)
+    {
+        Ensure(spec);
+        if (version != step)
+        {
+            return false;
+        }
+
+        checkpoint.State = Capture(spec);
+        await checkpoint.WriteStateAsync();
+        return true;
+    }
+
+    public async Task<long> RollbackAsync(JobSpec spec, long step)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Ensure(spec);
+        if (version == step)
+        {
+            return version;
+        }
+
+        if (step == 0)
+        {
+            this.spec = null;
+            Setup(spec, fresh: true);
+            return version;
+        }
+
+        await checkpoint.ReadStateAsync();
+        if (!checkpoint.RecordExists || checkpoint.State.Step != step || checkpoint.State.JobId != spec.JobId)
+        {
+            throw new InvalidOperationException($"parameter-server shard {ShardIndex} of job {spec.JobId} has no checkpoint of step {step}");
+        }
+
+        Restore(checkpoint.State);
+        return version;
+    }
+
+    private void Ensure(JobSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (this.spec is null || this.spec.JobId != spec.JobId)
+        {
+            // A reactivated shard continues from its last checkpoint; the job sees the lower version and rolls back.
+            Setup(spec, fresh: false);
+        }
+    }
+
+    private void Setup(JobSpec spec, bool fresh)
+    {
+        this.spec = spec;
+        var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
+        slice = Sharding.Range(model.TrainableParameterCount, ShardIndex, spec.PsShards);
+        optimizer = Optimizers.Create(new OptimizerSettings { Name = spec.Optimizer, LearningRate = spec.LearningRate });
+        var segmentList = new List<Segment>();
+        var offset = 0;
+        var index = 0;
+        foreach (var p in model.TrainableParameters)
+        {
+            var start = Math.Max(offset, slice.Start);
+            var end = Math.Min(offset + p.Length, slice.End);
+            if (start < end)
+            {
+                segmentList.Add(new Segment(index, start - slice.Start, end - start, offset - slice.Start, p.Length, p.Name == "kernel" ? p.Rows : 0, p.Name == "kernel"));
+            }
+
+            offset += p.Length;
+            index++;
+        }
+
+        segments = segmentList.ToArray();
+        pending.Clear();
+        snapshot = null;
+        state = new float[slice.Count * optimizer.StateSlotsPerParameter];
+        if (!fresh && handover.RecordExists && handover.State.JobId == spec.JobId && handover.State.SliceStart == slice.Start
+            && (!checkpoint.RecordExists || handover.State.Step >= checkpoint.State.Step))
+        {
+            // Handed over by a graceful deactivation: continue exactly where it stopped (once).
+            Restore(handover.State);
+            handover.State = new ParameterServerState();
+            _ = handover.ClearStateAsync();
+            schedule = CreateSchedule(spec);
+            return;
+        }
+
+        if (!fresh && checkpoint.RecordExists && checkpoint.State.JobId == spec.JobId && checkpoint.State.SliceStart == slice.Start)
+        {
+            Restore(checkpoint.State);
+            schedule = CreateSchedule(spec);
+            return;
+        }
+
+        model.Initialize(spec.Seed);
+        var all = new float[model.TrainableParameterCount];
+        model.CopyParametersTo(all, trainableOnly: true);
+        weights = all.AsSpan(slice.Start, slice.Count).ToArray();
+        version = 0;
+        lastApplied = null;
+        SignalVersion();
+        schedule = CreateSchedule(spec);
+    }
+
+    /// <summary>The learning-rate schedule over the job's total steps (the job writes them into the spec from its plan).</summary>
+    private static ILearningRateSchedule CreateSchedule(JobSpec spec) => LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, spec.ScheduleSteps));
+
+    private void Restore(ParameterServerState saved)
+    {
+        weights = new float[saved.Weights.Length / 4];
+        WireFormat.FromBytes(saved.Weights, weights);
+        state = new float[saved.OptimizerState.Length / 4];
+        WireFormat.FromBytes(saved.OptimizerState, state);
+        version = saved.Step;
+        pending.Clear();
+        snapshot = null;
+        lastApplied = null;
+        SignalVersion();
+    }
+
+    private float[] SumBuffer(TreeNode node)
+    {
+        if (!sums.TryGetValue(node, out var buffer) || buffer.Length != weights.Length)
+        {
+            sums[node] = buffer = new float[weights.Length];
+        }
+
+        return buffer;
+    }
+
+    private void SignalVersion()
+    {
+        var changed = versionChanged;
+        versionChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
+    /// <summary>One optimizer step on the slice, split at parameter boundaries (weight decay on kernels only).</summary>
+    private RowSums[] Update(float[] gradient, bool withStats)
+    {
+        var before = withStats ? (float[])weights.Clone() : null;
+        var lr = schedule!.At(version);
+        var slots = optimizer!.StateSlotsPerParameter;
+        foreach (var s in segments)
+        {
+            var stateRun = slots == 0 ? Span<float>.Empty : state.AsSpan(s.Start);
+            optimizer.Step(weights.AsSpan(s.Start, s.Length), gradient.AsSpan(s.Start, s.Length), stateRun, weights.Length, version + 1, lr, s.Decay);
+        }
+
+        version++;
+        snapshot = null;
+        SignalVersion();
+        return before is null ? [] : RowStatistics(gradient, before);
+    }
+
+    /// <summary>Per-filter sums of squares over the kernel rows this slice holds (rows cut by the slice count partly).</summary>
+    private RowSums[] RowStatistics(float[] gradient, float[] before)
+    {
+        var result = new List<RowSums>();
+        foreach (var s in segments.Where(s => s.Kernel))
+        {
+            var rowLength = s.ParameterLength / s.Rows;
+            var g = new double[s.Rows];
+            var w = new double[s.Rows];
+            var b = new double[s.Rows];
+            var d = new double[s.Rows];
+            for (var i = s.Start; i < s.Start + s.Length; i++)
+            {
+                var row = (i - s.ParameterStart) / rowLength;
+                g[row] += (double)gradient[i] * gradient[i];
+                w[row] += (double)weights[i] * weights[i];
+                b[row] += (double)before[i] * before[i];
+                var delta = (double)weights[i] - before[i];
+                d[row] += delta * delta;
+            }
+
+            result.Add(new RowSums(s.Parameter, g, w, b, d));
+        }
+
+        return result.ToArray();
+    }
+
+    /// <summary>The part of trainable parameter <c>Parameter</c> inside the slice: [Start, Start + Length) of the slice; the parameter starts at ParameterStart (may be negative).</summary>
+    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel)
+    {
+        public bool Decay => Kernel;
+    }
+
+    private sealed class PendingNode(float[] values)
+    {
+        public float[] Values { get; } = values;
+
+        public HashSet<int> Offsets { get; } = [];
+
+        public int Received { get; set; }
+
+        public int Samples { get; set; }
+    }
+}

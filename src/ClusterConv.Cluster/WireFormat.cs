@@ -1,0 +1,98 @@
+using System.Runtime.InteropServices;
+
+namespace ClusterConv.Cluster;
+
+/// <summary>
+/// Floats on the wire: little-endian float32 bytes (Orleans copies a byte[] as one block but a float[] element by
+/// element), or fp16/bf16 halves for compressed gradients; cut into chunks well below the message size limit.
+/// </summary>
+public static class WireFormat
+{
+    /// <summary>Largest payload of one message: 4 MiB, far below Orleans' 100 MB limit.</summary>
+    public const int DefaultChunkBytes = 4 << 20;
+
+    public static int BytesPerValue(GradientCompression encoding) => encoding == GradientCompression.None ? 4 : 2;
+
+    /// <summary>The chunks [offset, count) of a run of <paramref name="length"/> values.</summary>
+    public static IEnumerable<(int Offset, int Count)> Chunks(int length, int bytesPerValue, int chunkBytes = DefaultChunkBytes)
+    {
+        var per = Math.Max(1, chunkBytes / bytesPerValue);
+        for (var offset = 0; offset < length; offset += per)
+        {
+            yield return (offset, Math.Min(per, length - offset));
+        }
+
+        if (length == 0)
+        {
+            yield return (0, 0);
+        }
+    }
+
+    public static byte[] ToBytes(ReadOnlySpan<float> values)
+    {
+        EnsureLittleEndian();
+        return MemoryMarshal.AsBytes(values).ToArray();
+    }
+
+    public static void FromBytes(ReadOnlySpan<byte> bytes, Span<float> destination)
+    {
+        EnsureLittleEndian();
+        MemoryMarshal.Cast<byte, float>(bytes).CopyTo(destination);
+    }
+
+    /// <summary>
+    /// Encodes values as 16-bit floats with error feedback: what rounding lost is kept in <paramref name="residual"/>
+    /// and added to the next step's values, so nothing is lost over time.
+    /// </summary>
+    public static byte[] Compress(ReadOnlySpan<float> values, Span<float> residual, GradientCompression encoding)
+    {
+        EnsureLittleEndian();
+        var bytes = new byte[values.Length * 2];
+        var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
+        for (var i = 0; i < values.Length; i++)
+        {
+            var v = values[i] + residual[i];
+            ushort encoded;
+            float decoded;
+            if (encoding == GradientCompression.Fp16)
+            {
+                var h = (Half)v;
+                encoded = BitConverter.HalfToUInt16Bits(h);
+                decoded = (float)h;
+            }
+            else
+            {
+                // bf16: the top 16 bits of the float, rounded to nearest even.
+                var bits = BitConverter.SingleToUInt32Bits(v);
+                var rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
+                encoded = (ushort)(rounded >> 16);
+                decoded = BitConverter.UInt32BitsToSingle((uint)encoded << 16);
+            }
+
+            halves[i] = encoded;
+            residual[i] = v - decoded;
+        }
+
+        return bytes;
+    }
+
+    public static void Decompress(ReadOnlySpan<byte> bytes, Span<float> destination, GradientCompression encoding)
+    {
+        EnsureLittleEndian();
+        var halves = MemoryMarshal.Cast<byte, ushort>(bytes);
+        for (var i = 0; i < halves.Length; i++)
+        {
+            destination[i] = encoding == GradientCompression.Fp16
+                ? (float)BitConverter.UInt16BitsToHalf(halves[i])
+                : BitConverter.UInt32BitsToSingle((uint)halves[i] << 16);
+        }
+    }
+
+    private static void EnsureLittleEndian()
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("ClusterConv moves float32 values as little-endian bytes");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+namespace ClusterConv.Cluster.Tests;
+
+public sealed class FaultTests
+{
+    [Fact]
+    public async Task A_job_completes_with_the_same_weights_when_a_silo_is_killed_mid_job()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 40);
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+            Assert.Equal(JobPhase.Completed, expected.Phase);
+
+            var spec = reference with { JobId = "kill" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var killed = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!killed && s.Step >= 12)
+                {
+                    killed = true;
+                    await cluster.KillSiloAsync(cluster.Silos[^1]);
+                }
+            });
+
+            Assert.True(killed, "the job ended before a silo was killed");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(40, status.Step);
+            Assert.True(status.StepsRecomputed + status.Restarts > 0, "no step was recomputed after the kill");
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_silo_stopped_gracefully_mid_job_hands_over_and_the_weights_stay_the_same()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("stop-reference", workers: 4, steps: 40) with { CheckpointEvery = 100 };
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+
+            var spec = reference with { JobId = "stop" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var stopped = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!stopped && s.Step >= 12)
+                {
+                    stopped = true;
+                    await cluster.StopSiloAsync(cluster.Silos[^1]);
+                }
+            });
+
+            Assert.True(stopped, "the job ended before a silo was stopped");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(40, status.Step);
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_silo_that_joins_mid_job_receives_workers_and_the_weights_stay_the_same()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        try
+        {
+            var reference = TestClusters.Spec("join-reference", workers: 4, steps: 50);
+            var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
+            await referenceJob.StartAsync(reference);
+            var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
+
+            var spec = reference with { JobId = "join" };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var joined = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!joined && s.Step >= 5)
+                {
+                    joined = true;
+                    await cluster.StartAdditionalSiloAsync();
+                }
+            });
+
+            Assert.True(joined, "the job ended before a silo joined");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
+            Assert.True(status.Rebalances > 0, $"no worker moved to the new silo (silos {status.Silos})");
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_step_pushed_twice_is_applied_once()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
+        {
+            var spec = TestClusters.Spec("idempotent", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
+            var twice = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
+            var onceSpec = spec with { JobId = "idempotent-once" };
+            var once = cluster.Client.GetGrain<IParameterServerGrain>(0, onceSpec.JobId);
+            Assert.Equal(0, await twice.InitializeAsync(spec, fresh: true));
+            Assert.Equal(0, await once.InitializeAsync(onceSpec, fresh: true));
+            var length = (await twice.GetWeightsAsync(spec, 0, -1)).SliceLength;
+            var gradient = Enumerable.Range(0, length).Select(i => ((i % 7) - 3) * 1e-3f).ToArray();
+            var chunk = new GradientChunk(0, 0, spec.MicroBatches, 0, length, GradientCompression.None, WireFormat.ToBytes(gradient), 32);
+
+            // The push that completes the step's tree applies it; the repeated push and the job's apply change nothing.
+            var first = await twice.PushAsync(spec, chunk);
+            var repeated = await twice.PushAsync(spec, chunk);
+            var apply = await twice.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
+            var late = await twice.PushAsync(spec, chunk);
+
+            Assert.True((await once.PushAsync(onceSpec, chunk)).Taken);
+
+            Assert.True(first.Taken);
+            Assert.True(first.Applied!.Applied);
+            Assert.False(repeated.Taken);
+            Assert.False(apply.Applied);
+            Assert.Equal(1, apply.Version);
+            Assert.False(late.Taken);
+            var a = await twice.GetWeightsAsync(spec, 0, -1);
+            var b = await once.GetWeightsAsync(onceSpec, 0, -1);
+            Assert.Equal(1, a.Version);
+            Assert.Equal(b.Bytes, a.Bytes);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+}

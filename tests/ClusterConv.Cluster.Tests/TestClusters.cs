@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using ClusterConv.Engine.Specs;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.TestingHost;
+
+namespace ClusterConv.Cluster.Tests;
+
+/// <summary>In-process Orleans clusters with ClusterConv's grains and checkpoint files in a temporary folder.</summary>
+public static class TestClusters
+{
+    public static async Task<(InProcessTestCluster Cluster, string Directory)> StartAsync(int silos, bool fastFailureDetection = false)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), $"clusterconv-test-{Guid.NewGuid():N}");
+        var builder = new InProcessTestClusterBuilder((short)silos);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddClusterConv(new ClusterConvSiloOptions { CheckpointDirectory = directory });
+            if (fastFailureDetection)
+            {
+                // A killed silo is declared dead in about 2 s instead of about 15 s.
+                silo.Configure<ClusterMembershipOptions>(o =>
+                {
+                    o.ProbeTimeout = TimeSpan.FromMilliseconds(500);
+                    o.NumMissedProbesLimit = 2;
+                    o.NumVotesForDeathDeclaration = 1;
+                    o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+                    o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
+                });
+
+                // A call stuck on the killed silo gives up after 10 s rather than 30 s.
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            }
+        });
+        if (fastFailureDetection)
+        {
+            builder.ConfigureClient(client => client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10)));
+        }
+
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return (cluster, directory);
+    }
+
+    public static JobSpec Spec(string jobId, int workers, int steps = 12, int batchSize = 32) => new()
+    {
+        JobId = jobId,
+        ModelJson = KerasModelWriter.Write(BuiltInModels.KerasCnn),
+        Data = "synthetic",
+        SyntheticTrain = 1_600,
+        SyntheticTest = 400,
+        Epochs = 1,
+        BatchSize = batchSize,
+        MicroBatches = 4,
+        Workers = workers,
+        PsShards = 2,
+        MaxSteps = steps,
+        StatsEvery = 5,
+        LogEvery = 5,
+        CheckpointEvery = 5,
+        Seed = 7,
+        ThreadsPerWorker = 1,
+    };
+
+    /// <summary>Polls the job until it leaves the running phase.</summary>
+    public static async Task<JobStatus> WaitAsync(IJobGrain job, TimeSpan timeout, Func<JobStatus, Task>? onProgress = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var status = await job.GetStatusAsync();
+            if (status.Phase is not (JobPhase.Running or JobPhase.Pending))
+            {
+                return status;
+            }
+
+            if (onProgress is not null)
+            {
+                await onProgress(status);
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"job {status.JobId} still running at step {status.Step}/{status.TotalSteps} after {timeout}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    public static void Delete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+}
