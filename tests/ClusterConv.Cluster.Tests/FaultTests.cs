@@ -8,7 +8,7 @@ public sealed class FaultTests
         var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
         try
         {
-            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 40);
+            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 120) with { Epochs = 3 };
             var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
             await referenceJob.StartAsync(reference);
             var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
@@ -20,7 +20,7 @@ public sealed class FaultTests
             var killed = false;
             var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
             {
-                if (!killed && s.Step >= 12)
+                if (!killed && s.Step >= 5)
                 {
                     killed = true;
                     await cluster.KillSiloAsync(cluster.Silos[^1]);
@@ -29,7 +29,7 @@ public sealed class FaultTests
 
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(40, status.Step);
+            Assert.Equal(120, status.Step);
             Assert.True(status.StepsRecomputed + status.Restarts > 0, "no step was recomputed after the kill");
             Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
         }
@@ -46,7 +46,7 @@ public sealed class FaultTests
         var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
         try
         {
-            var reference = TestClusters.Spec("stop-reference", workers: 4, steps: 40) with { CheckpointEvery = 100 };
+            var reference = TestClusters.Spec("stop-reference", workers: 4, steps: 120) with { Epochs = 3, CheckpointEvery = 1000 };
             var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
             await referenceJob.StartAsync(reference);
             var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
@@ -57,7 +57,7 @@ public sealed class FaultTests
             var stopped = false;
             var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
             {
-                if (!stopped && s.Step >= 12)
+                if (!stopped && s.Step >= 5)
                 {
                     stopped = true;
                     await cluster.StopSiloAsync(cluster.Silos[^1]);
@@ -66,7 +66,7 @@ public sealed class FaultTests
 
             Assert.True(stopped, "the job ended before a silo was stopped");
             Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(40, status.Step);
+            Assert.Equal(120, status.Step);
             Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
         }
         finally

@@ -160,7 +160,7 @@ public sealed class ClusterTrainer
                 cancelSent = true;
             }
 
-            var batch = await job.GetEventsAsync(incarnation, after);
+            var batch = await WithRetryAsync(() => job.GetEventsAsync(incarnation, after), cancellation, detachOnCancel);
             if (batch.Incarnation != incarnation)
             {
                 incarnation = batch.Incarnation;
@@ -221,7 +221,7 @@ public sealed class ClusterTrainer
         }
 
         var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
-        var weights = await JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount);
+        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
         model.LoadParameters(weights, trainableOnly: true);
         var sha = model.WeightsSha256();
         if (status.WeightsSha256 is { } reported && reported != sha)
@@ -230,6 +230,31 @@ public sealed class ClusterTrainer
         }
 
         return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount);
+    }
+
+    /// <summary>
+    /// A call to the cluster, retried for up to two minutes: when the silo this client's gateway (or the job grain)
+    /// was on dies, calls fail until membership declares it dead and the grain reactivates elsewhere.
+    /// </summary>
+    private static async Task<T> WithRetryAsync<T>(Func<Task<T>> call, CancellationToken cancellation, bool stopOnCancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (e is not (ArgumentException or OutOfMemoryException or UserException) && clock.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                if (stopOnCancel)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
+            }
+        }
     }
 
     /// <summary>A silo in this process on free loopback ports, with checkpoint files in the run folder.</summary>
