@@ -184,13 +184,22 @@ internal static class TrainCommand
         var source = data is null ? settings.Data : $"{data.Train.Name} ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}";
         console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{source}[/]; {where}; run folder {outDir}");
 
+        // The initial filters, for the report: every mode initializes from the seed exactly as here.
+        var initialPath = Inference.RunCheckpoints.StepPath(outDir, 0);
+        if (!settings.Resume || !File.Exists(initialPath))
+        {
+            var initial = new Model(spec);
+            initial.Initialize(settings.Seed);
+            ModelCheckpoint.Capture(initial, 0, 0, InputNormalization.Scale, settings.Optimizer).SaveFile(initialPath);
+        }
+
         TrainResult result;
         ClusterTrainer? clusterTrainer = null;
         using (var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl")))
         {
             if (settings.Workers == 0)
             {
-                result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data!, display).Run(metrics, cancellation));
+                result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data!, display).Run(metrics, cancellation, outDir));
             }
             else
             {

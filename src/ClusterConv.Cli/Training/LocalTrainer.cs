@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ClusterConv.Cli.Output;
 using ClusterConv.Data;
 using ClusterConv.Engine;
+using ClusterConv.Engine.Checkpoints;
 using ClusterConv.Engine.Optimizers;
 using ClusterConv.Engine.Statistics;
 
@@ -47,7 +48,10 @@ public sealed class LocalTrainer
         this.observer = observer;
     }
 
-    public TrainResult Run(MetricsLog metrics, CancellationToken cancellation)
+    /// <param name="metrics">metrics.jsonl of the run.</param>
+    /// <param name="cancellation">Stops between steps.</param>
+    /// <param name="checkpointDirectory">Run folder to write checkpoints/step-N.ckpt into after every epoch, or null.</param>
+    public TrainResult Run(MetricsLog metrics, CancellationToken cancellation, string? checkpointDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         using var pool = new ComputePool(settings.Threads);
@@ -138,6 +142,12 @@ public sealed class LocalTrainer
             var (testLoss, testAccuracy) = Evaluate(pool);
             var result = new EpochResult(epoch + 1, step, wall.Elapsed.TotalSeconds, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), testLoss, testAccuracy);
             metrics.WriteEpoch(result.Epoch, result.Step, result.WallSeconds, result.TrainLoss, result.TrainAccuracy, result.TestLoss, result.TestAccuracy);
+            if (checkpointDirectory is not null)
+            {
+                // The filters as they were at each epoch's end, for the report (init, midway, end).
+                ModelCheckpoint.Capture(model, step, epoch + 1, InputNormalization.Scale, settings.Optimizer).SaveFile(Inference.RunCheckpoints.StepPath(checkpointDirectory, step));
+            }
+
             epochs.Add(result);
             observer.EpochCompleted(result);
         }
