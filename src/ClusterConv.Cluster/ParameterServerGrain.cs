@@ -48,8 +48,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
     private readonly Stack<float[]> free = new();
     private readonly Dictionary<TreeNode, float[]> sums = [];
-    private byte[]? spareSnapshot;
-    private byte[]? previousSnapshot;
+    private byte[]? prior;
     private long lastStep = -1;
     private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -103,23 +102,18 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             await Task.WhenAny(changed, Task.Delay(deadline - DateTime.UtcNow));
         }
 
-        if (snapshot is null)
-        {
-            // Two snapshot buffers alternate: a worker copies a version's bytes before it pushes the gradient that the
-            // next version needs, so the buffer of version v−1 is free again when version v+1 is written.
-            // Only in lockstep (bsp without backup workers); other modes take a fresh buffer per version.
-            var lockstep = spec!.Mode == ConsistencyMode.Bsp && spec.BackupWorkers == 0;
-            var buffer = lockstep && spareSnapshot is { } spare && spare.Length == weights.Length * 4 ? spare : new byte[weights.Length * 4];
-            System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan()).CopyTo(buffer);
-            spareSnapshot = previousSnapshot;
-            previousSnapshot = buffer;
-            snapshot = buffer;
-        }
+        // The weights of the version asked for: the current ones, or those of the version before when this shard has
+        // already applied the step (a step recomputed after a worker failed must see the weights it started from on
+        // every shard, also on shards that applied it before the failure).
+        var (bytesOfVersion, at) = minVersion >= 0 && minVersion == version - 1 && prior is not null ? (prior, version - 1) : (Snapshot(), version);
         var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
         var (offset, count) = chunks[chunk];
-        var bytes = chunks.Length == 1 ? snapshot : snapshot.AsSpan(offset * 4, count * 4).ToArray();
-        return new WeightsChunk(version, offset, weights.Length, chunks.Length, bytes);
+        var bytes = chunks.Length == 1 ? bytesOfVersion : bytesOfVersion.AsSpan(offset * 4, count * 4).ToArray();
+        return new WeightsChunk(at, offset, weights.Length, chunks.Length, bytes);
     }
+
+    /// <summary>The current weights as bytes, made once per version and shared read-only by every reader.</summary>
+    private byte[] Snapshot() => snapshot ??= WireFormat.ToBytes(weights);
 
     public Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk)
     {
@@ -355,6 +349,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         model.CopyParametersTo(all, trainableOnly: true);
         weights = all.AsSpan(slice.Start, slice.Count).ToArray();
         version = 0;
+        prior = null;
         lastApplied = null;
         SignalVersion();
         schedule = CreateSchedule(spec);
@@ -372,6 +367,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         version = saved.Step;
         pending.Clear();
         snapshot = null;
+        prior = null;
         lastApplied = null;
         SignalVersion();
     }
@@ -397,6 +393,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private RowSums[] Update(float[] gradient, bool withStats)
     {
         var before = withStats ? (float[])weights.Clone() : null;
+        prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
         var lr = schedule!.At(version);
         var slots = optimizer!.StateSlotsPerParameter;
         foreach (var s in segments)

@@ -318,6 +318,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         var jobSpec = spec!;
         var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion)));
         var version = firsts[0].Version;
+        var mixed = false;
         long bytes = 0;
         for (var p = 0; p < servers.Length; p++)
         {
@@ -332,7 +333,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             {
                 if (chunk.Version != version)
                 {
+                    // Shards at different versions: not a consistent set of weights for any step.
                     version = Math.Min(version, chunk.Version);
+                    mixed = true;
                 }
 
                 WireFormat.FromBytes(chunk.Bytes, destination.AsSpan(slice.Start + chunk.Offset, chunk.Bytes.Length / 4));
@@ -340,7 +343,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             }
         }
 
-        return (version, bytes);
+        // A mixed set is reported as its lowest version, which is below the step asked for: the caller reports it stale.
+        return (mixed ? Math.Min(version, minVersion - 1) : version, bytes);
     }
 
     private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);

@@ -8,7 +8,7 @@ public sealed class FaultTests
         var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
         try
         {
-            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 120) with { Epochs = 3 };
+            var reference = TestClusters.Spec("kill-reference", workers: 4, steps: 300) with { Epochs = 6 };
             var referenceJob = cluster.Client.GetGrain<IJobGrain>(reference.JobId);
             await referenceJob.StartAsync(reference);
             var expected = await TestClusters.WaitAsync(referenceJob, TimeSpan.FromSeconds(60));
@@ -29,7 +29,7 @@ public sealed class FaultTests
 
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(120, status.Step);
+            Assert.Equal(300, status.Step);
             Assert.True(status.StepsRecomputed + status.Restarts > 0, "no step was recomputed after the kill");
             Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
         }
