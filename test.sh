@@ -13,7 +13,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 dotnet test ClusterConv.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || status=$?
 # One closing line over every test project.
-passed=$(grep -E '^[[:space:]]+Passed:[[:space:]]+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-failed=$(grep -E '^[[:space:]]+Failed:[[:space:]]+[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+passed=$(awk '$1 == "Passed:" {s += $2} END {print s + 0}' "$log")
+failed=$(awk '$1 == "Failed:" {s += $2} END {print s + 0}' "$log")
 echo "dotnet: $passed passed, $failed failed"
 exit "$status"
