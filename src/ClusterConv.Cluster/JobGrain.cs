@@ -62,6 +62,7 @@ public sealed class JobGrain : Grain, IJobGrain
 {
     public const string StorageName = ParameterServerGrain.StorageName;
     private static readonly TimeSpan RetryWindow = TimeSpan.FromMinutes(3);
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(45);
 
     private readonly IPersistentState<JobState> persisted;
     private readonly TrainingDataCache dataCache;
@@ -92,7 +93,9 @@ public sealed class JobGrain : Grain, IJobGrain
     /// </summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (loop is { IsCompleted: false } running)
+        // Only a silo shutting down waits for the step boundary; on other deactivations (e.g. a duplicate activation
+        // after a silo died) the loop just stops and the job continues from its checkpoint where it is next called.
+        if (loop is { IsCompleted: false } running && reason.ReasonCode == DeactivationReasonCode.ShuttingDown)
         {
             handoverRequested = true;
             await running.WaitAsync(TimeSpan.FromSeconds(20), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Current);
@@ -124,9 +127,15 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         ArgumentNullException.ThrowIfNull(spec);
         Validate(spec);
+        if (loop is { IsCompleted: false } && State.Phase != JobPhase.Running)
+        {
+            // The loop has ended (cancelled, failed, done) and is saving its state: let it finish first.
+            await loop;
+        }
+
         if (loop is { IsCompleted: false })
         {
-            if (State.Spec is { } running && running == spec with { Resume = running.Resume })
+            if (State.Spec is { } running && !spec.Resume && running == spec with { Resume = running.Resume })
             {
                 // The same job submitted again (a client that reconnected): keep it running.
                 return Status();
@@ -249,6 +258,13 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             await TrainAsync(requested, fresh);
         }
+        catch (Exception e) when (e is Orleans.Storage.InconsistentStateException)
+        {
+            // Another activation of this job wrote its state (a duplicate after a silo died): leave the job to it.
+            logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
+            DeactivateOnIdle();
+            return;
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             logger.LogError(e, "job {Job} failed", requested.JobId);
@@ -259,7 +275,15 @@ public sealed class JobGrain : Grain, IJobGrain
         wall.Stop();
         State.WallSeconds = wall.Elapsed.TotalSeconds;
         State.TrainSeconds = trainClock.Elapsed.TotalSeconds;
-        await persisted.WriteStateAsync();
+        try
+        {
+            await persisted.WriteStateAsync();
+        }
+        catch (Orleans.Storage.InconsistentStateException e)
+        {
+            logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
+            DeactivateOnIdle();
+        }
     }
 
     private async Task TrainAsync(JobSpec requested, bool fresh)
@@ -348,14 +372,16 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             trainClock.Stop();
-            if (stale.Length == 0 && applies.Any(a => a.Version == step && a.DroppedNodes < 0))
+            var behind = stale.Length > 0 || applies.Any(a => a.Version < step || a.Version > step + 1);
+            if (!behind && applies.Any(a => a.Version == step && a.DroppedNodes < 0))
             {
                 // A shard lost some of this step's contributions (handed over mid-step): compute the step again.
+                logger.LogWarning("job {Job}: a parameter-server shard misses contributions of step {Step}; recomputing it", spec.JobId, step);
                 State.StepsRecomputed++;
                 continue;
             }
 
-            if (stale.Length > 0 || applies.Any(a => a.Version != step + 1))
+            if (behind || applies.Any(a => a.Version != step + 1))
             {
                 step = await RollbackAsync(spec, servers, step);
                 lossSum = 0;
@@ -546,7 +572,8 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             try
             {
-                return await worker.ComputeStepAsync(order);
+                // A bound of our own: a call stuck on a silo that died must become a retry, not a hang.
+                return await worker.ComputeStepAsync(order).WaitAsync(CallTimeout);
             }
             catch (Exception e) when (IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
             {
@@ -566,7 +593,7 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             try
             {
-                return await call();
+                return await call().WaitAsync(CallTimeout);
             }
             catch (Exception e) when (IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
             {
@@ -582,7 +609,7 @@ public sealed class JobGrain : Grain, IJobGrain
         return true;
     });
 
-    private static bool IsTransient(Exception e) => e is not (ArgumentException or Engine.Layers.ModelException or OutOfMemoryException);
+    private static bool IsTransient(Exception e) => e is not (ArgumentException or Engine.Layers.ModelException or CheckpointMissingException or OutOfMemoryException);
 
     private async Task<long> RollbackAsync(JobSpec spec, IParameterServerGrain[] servers, long step)
     {

@@ -6,6 +6,25 @@ using Orleans.Runtime;
 
 namespace ClusterConv.Cluster;
 
+/// <summary>A rollback asked for a checkpoint a shard does not hold: the job cannot continue consistently.</summary>
+[GenerateSerializer, Alias("clusterconv.CheckpointMissingException")]
+public sealed class CheckpointMissingException : Exception
+{
+    public CheckpointMissingException()
+    {
+    }
+
+    public CheckpointMissingException(string message)
+        : base(message)
+    {
+    }
+
+    public CheckpointMissingException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}
+
 /// <summary>A parameter-server shard's checkpoint: weights and optimizer state of its slice after <see cref="Step"/> steps.</summary>
 [GenerateSerializer, Alias("clusterconv.ParameterServerState")]
 public sealed class ParameterServerState
@@ -33,6 +52,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
     private readonly IPersistentState<ParameterServerState> checkpoint;
     private readonly IPersistentState<ParameterServerState> handover;
+    private readonly IPersistentState<ParameterServerState> previous;
     private readonly Dictionary<long, Dictionary<TreeNode, PendingNode>> pending = [];
     private JobSpec? spec;
     private ShardRange slice;
@@ -54,10 +74,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
     public ParameterServerGrain(
         [PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint,
-        [PersistentState("handover", StorageName)] IPersistentState<ParameterServerState> handover)
+        [PersistentState("handover", StorageName)] IPersistentState<ParameterServerState> handover,
+        [PersistentState("ps-previous", StorageName)] IPersistentState<ParameterServerState> previous)
     {
         this.checkpoint = checkpoint;
         this.handover = handover;
+        this.previous = previous;
     }
 
     /// <summary>
@@ -259,6 +281,14 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             return false;
         }
 
+        // The checkpoint before stays readable: when a checkpoint round fails on another shard, the job's last complete
+        // checkpoint is that one, and a rollback must find it here.
+        if (checkpoint.RecordExists && checkpoint.State.JobId == spec.JobId && checkpoint.State.Step != step)
+        {
+            previous.State = checkpoint.State;
+            await previous.WriteStateAsync();
+        }
+
         checkpoint.State = Capture(spec);
         await checkpoint.WriteStateAsync();
         return true;
@@ -281,12 +311,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         }
 
         await checkpoint.ReadStateAsync();
-        if (!checkpoint.RecordExists || checkpoint.State.Step != step || checkpoint.State.JobId != spec.JobId)
-        {
-            throw new InvalidOperationException($"parameter-server shard {ShardIndex} of job {spec.JobId} has no checkpoint of step {step}");
-        }
-
-        Restore(checkpoint.State);
+        await previous.ReadStateAsync();
+        var saved = new[] { checkpoint, previous }.FirstOrDefault(c => c.RecordExists && c.State.Step == step && c.State.JobId == spec.JobId && c.State.SliceStart == slice.Start)
+            ?? throw new CheckpointMissingException($"parameter-server shard {ShardIndex} of job {spec.JobId} has no checkpoint of step {step}");
+        Restore(saved.State);
         return version;
     }
 

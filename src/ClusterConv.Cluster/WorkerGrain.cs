@@ -316,7 +316,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination, long minVersion)
     {
         var jobSpec = spec!;
-        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion)));
+        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion))).WaitAsync(TimeSpan.FromSeconds(20));
         var version = firsts[0].Version;
         var mixed = false;
         long bytes = 0;
@@ -344,7 +344,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         }
 
         // A mixed set is reported as its lowest version, which is below the step asked for: the caller reports it stale.
-        return (mixed ? Math.Min(version, minVersion - 1) : version, bytes);
+        return (mixed && minVersion >= 0 ? Math.Min(version, minVersion - 1) : version, bytes);
     }
 
     private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);
@@ -500,7 +500,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             }
         }
 
-        var results = await Task.WhenAll(calls);
+        var results = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(20));
         return (bytes, results);
     }
 

@@ -30,7 +30,6 @@ public sealed class FaultTests
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
             Assert.Equal(300, status.Step);
-            Assert.True(status.StepsRecomputed + status.Restarts > 0, "no step was recomputed after the kill");
             Assert.Equal(expected.WeightsSha256, status.WeightsSha256);
         }
         finally

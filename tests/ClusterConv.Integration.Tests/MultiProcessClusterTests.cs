@@ -21,6 +21,7 @@ public sealed class MultiProcessClusterTests
                 ["Orleans__Membership__NumMissedProbesLimit"] = "2",
                 ["Orleans__Membership__NumVotesForDeathDeclaration"] = "1",
                 ["Orleans__Membership__TableRefreshTimeout"] = "00:00:01",
+                ["CLUSTERCONV_LOG_LEVEL"] = "Information",
             };
             for (var i = 0; i < 3; i++)
             {
@@ -48,7 +49,7 @@ public sealed class MultiProcessClusterTests
             }
 
             silos[^1].Kill();
-            Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(150)), $"train did not finish:\n{train.Output}");
+            Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(150)), $"train did not finish:\n{train.Output}\n{string.Join("\n", silos.Select(x => x.Output))}");
             Assert.True(train.ExitCode == 0, $"train exited with {train.ExitCode}:\n{train.Output}");
             var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
             Assert.Equal(60, summary["steps"]!.GetValue<long>());
