@@ -209,7 +209,32 @@ public sealed record JobEvent
     [Id(11)] public long StepsInEpoch { get; init; }
 
     [Id(12)] public double SamplesPerSecond { get; init; }
+
+    /// <summary>Each worker's share of this step (bsp; null when not recorded).</summary>
+    [Id(13)] public WorkerStep[]? Workers { get; init; }
 }
+
+/// <summary>One worker's share of one step: where and how long it ran, and, on statistics steps, its per-filter numbers before aggregation.</summary>
+/// <param name="StartSeconds">Job wall clock (seconds since the job started) when the step was handed to the worker.</param>
+/// <param name="DurationSeconds">From the order reaching the worker to its last gradient push returning (compute and push).</param>
+/// <param name="Loss">Mean loss over the worker's samples of this step.</param>
+[GenerateSerializer, Immutable, Alias("clusterconv.WorkerStep")]
+public sealed record WorkerStep(
+    [property: Id(0)] int Worker,
+    [property: Id(1)] string Silo,
+    [property: Id(2)] double StartSeconds,
+    [property: Id(3)] double DurationSeconds,
+    [property: Id(4)] int Samples,
+    [property: Id(5)] double Loss,
+    [property: Id(6)] WorkerLayerStatistics[]? Filters);
+
+/// <summary>One worker's per-filter numbers for one measured layer, before aggregation: the L2 norm of each filter's row of its mean local gradient, of its copy of the weights, and the activation sparsity over its samples.</summary>
+[GenerateSerializer, Immutable, Alias("clusterconv.WorkerLayerStatistics")]
+public sealed record WorkerLayerStatistics(
+    [property: Id(0)] string Layer,
+    [property: Id(1)] float[] GradientNorm,
+    [property: Id(2)] float[] WeightNorm,
+    [property: Id(3)] float[] Sparsity);
 
 /// <summary>Where a job is and what it has cost so far.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.JobStatus")]
