@@ -215,10 +215,11 @@ function substitute(expr, defined) {
     if (!defined.has(name)) unknown.push(name);
     return 'x';
   };
+  // $1, $2 are label_replace's capture groups, which Grafana leaves alone (no variable has that name).
   const s = expr
     .replace(/\[\[([A-Za-z0-9_]+)(?::[^\]]*)?\]\]/g, (_, n) => value(n))
-    .replace(/\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}/g, (_, n) => value(n))
-    .replace(/\$([A-Za-z0-9_]+)/g, (_, n) => value(n));
+    .replace(/\$\{([A-Za-z0-9_]+)(?:\.[^:}]+)?(?::[^}]*)?\}/g, (_, n) => value(n))
+    .replace(/\$([A-Za-z0-9_]+)/g, (all, n) => (/^[0-9]+$/.test(n) ? all : value(n)));
   return { s, unknown };
 }
 // Parse with lezer-promql: syntax errors, selected metric names and their matcher labels.
