@@ -90,7 +90,7 @@ const telemetry = new Map(); // series name -> labels allowed in matchers
 }
 
 // Orleans' own instruments (meter Microsoft.Orleans; names from Orleans' InstrumentNames, kinds and
-// units from its *Instruments classes, as in the 10.4.2 assemblies), in Prometheus naming: "-" and
+// units from its *Instruments classes, as in the 10.4.2 assemblies and a 10.4.2 silo's /metrics), in Prometheus naming: "-" and
 // "." become "_", the unit is appended (ms -> milliseconds, bytes -> bytes), counters get _total,
 // histograms are _bucket/_sum/_count, up-down counters and gauges keep the name.
 const orleansInstruments = [
@@ -119,6 +119,9 @@ const orleansInstruments = [
   ['orleans-grains', 'updowncounter', ''],
   ['orleans-system-targets', 'updowncounter', ''],
   ['orleans-catalog-activations', 'gauge', ''],
+  ['orleans-catalog-activation-working-set', 'gauge', ''],
+  ['orleans-consistent-ring-size', 'gauge', ''],
+  ['orleans-directory-ring-size', 'gauge', ''],
   ['orleans-catalog-activation-created', 'counter', ''],
   ['orleans-catalog-activation-destroyed', 'counter', ''],
   ['orleans-catalog-activation-latency', 'histogram', 'ms'],
