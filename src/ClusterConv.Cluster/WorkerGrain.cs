@@ -79,7 +79,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
         try
         {
-
             // The weights of this step were usually requested right after the previous push (overlapping the job's
             // turn-around); otherwise fetch them now.
             (long Version, long Bytes) ahead = (-1, 0);
