@@ -208,12 +208,7 @@ public sealed class ClusterTrainer
                     observer.EpochStarted(e.Epoch, spec.Epochs, e.StepsInEpoch);
                 }
 
-                metrics.WriteStep(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.LearningRate, e.Filters?.Select(ToEngine).ToArray());
-                foreach (var worker in e.Workers ?? [])
-                {
-                    metrics.WriteWorkerStep(e.Epoch, e.Step, worker);
-                }
-
+                WriteStepEvent(metrics, e);
                 observer.StepCompleted(e.Epoch, (e.Step % Math.Max(1, e.StepsInEpoch)) + 1, e.Loss, e.SamplesPerSecond);
             }
 
@@ -255,6 +250,18 @@ public sealed class ClusterTrainer
         }
 
         return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount);
+    }
+
+    /// <summary>A logged step's lines in metrics.jsonl: the step line, then one worker_step line per worker that took part.</summary>
+    public static void WriteStepEvent(MetricsLog metrics, JobEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(e);
+        metrics.WriteStep(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.LearningRate, e.Filters?.Select(ToEngine).ToArray());
+        foreach (var worker in e.Workers ?? [])
+        {
+            metrics.WriteWorkerStep(e.Epoch, e.Step, worker);
+        }
     }
 
     /// <summary>
