@@ -50,7 +50,6 @@ public sealed class EmbeddedClusterRun : IDisposable
 public sealed class ClusterRunReportTests(EmbeddedClusterRun run) : IClassFixture<EmbeddedClusterRun>
 {
     private const int TotalSteps = EmbeddedClusterRun.StepsPerEpoch * EmbeddedClusterRun.Epochs;
-    private const string WaitsForTelemetry = "the job grain does not fill JobEvent.Workers yet (branch telemetry)";
 
     [Fact]
     public void A_two_epoch_cluster_run_saves_the_filters_between_start_and_end_and_the_report_draws_them_midway()
@@ -70,7 +69,7 @@ public sealed class ClusterRunReportTests(EmbeddedClusterRun run) : IClassFixtur
         Assert.DoesNotContain("midway: not recorded", run.Html, StringComparison.Ordinal);
     }
 
-    [Fact(Skip = WaitsForTelemetry)]
+    [Fact]
     public void A_cluster_run_logs_one_worker_step_line_per_worker_and_logged_step_whose_samples_make_the_batch()
     {
         var metrics = RunFolder.Open(run.RunDirectory).Metrics;
@@ -90,7 +89,7 @@ public sealed class ClusterRunReportTests(EmbeddedClusterRun run) : IClassFixtur
         Assert.Equal(TotalSteps * EmbeddedClusterRun.Workers, metrics.WorkerSteps.Count);
     }
 
-    [Fact(Skip = WaitsForTelemetry)]
+    [Fact]
     public void The_report_of_a_cluster_run_draws_per_worker_gradients_and_the_step_timeline()
     {
         Assert.Contains("2 workers on 1 silo(s)", run.Html, StringComparison.Ordinal);
