@@ -243,8 +243,8 @@ public sealed class ClusterTrainer
             throw new OperationCanceledException($"job {status.JobId} was cancelled");
         }
 
-        var final = await WithRetryAsync(() => ReadWeightsAsync(spec, servers, model.TrainableParameterCount, version: -1), cancellation, detachOnCancel);
-        model.LoadParameters(final.Weights, trainableOnly: true);
+        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
+        model.LoadParameters(weights, trainableOnly: true);
         var sha = model.WeightsSha256();
         if (status.WeightsSha256 is { } reported && reported != sha)
         {
@@ -267,12 +267,12 @@ public sealed class ClusterTrainer
     }
 
     /// <summary>
-    /// The whole trainable vector at one version on every shard, chunk by chunk. Each chunk is asked for
-    /// <paramref name="version"/> (−1: the current one); a shard that has applied one step more answers with the weights
-    /// before it, one further along with its current weights. When the chunks' versions differ, all are asked again for
-    /// the newest version seen, until they agree.
+    /// The whole trainable vector of a running bsp job at one version on every shard, chunk by chunk, as
+    /// <see cref="JobGrain.ReadWeightsAsync"/> reads the final one. Each chunk is asked for <paramref name="version"/>:
+    /// a shard that has applied one step more answers with the weights before it, one further along with its current
+    /// weights. When the chunks' versions differ, all are asked again for the newest version seen, until they agree.
     /// </summary>
-    public static async Task<(float[] Weights, long Version)> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount, long version)
+    private static async Task<(float[] Weights, long Version)> ReadWeightsAtAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount, long version)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(servers);
@@ -435,7 +435,7 @@ public sealed class ClusterTrainer
         {
             try
             {
-                var (weights, version) = await ReadWeightsAsync(spec, servers, layout.TrainableParameterCount, step);
+                var (weights, version) = await ReadWeightsAtAsync(spec, servers, layout.TrainableParameterCount, step);
                 if (version <= 0 || version >= end)
                 {
                     return;
