@@ -70,10 +70,11 @@ public sealed class MetricsLog : IDisposable
     /// worker's own per-filter numbers before aggregation: <c>"grad_norm"</c>, <c>"weight_norm"</c> and <c>"sparsity"</c>
     /// (<c>{"&lt;layer&gt;":[per filter]}</c>; sparsity is measured like the step line's, over the worker's samples).
     /// </summary>
-    public void WriteWorkerStep(int epoch, long step, WorkerStep worker) =>
+    public void WriteWorkerStep(int epoch, long step, WorkerStep worker)
+    {
+        ArgumentNullException.ThrowIfNull(worker);
         WriteLine(w =>
         {
-            ArgumentNullException.ThrowIfNull(worker);
             w.WriteString("type", "worker_step");
             w.WriteNumber("epoch", epoch);
             w.WriteNumber("step", step);
@@ -105,9 +106,10 @@ public sealed class MetricsLog : IDisposable
                 }
             }
         });
+    }
 
     /// <summary>How worker grain <paramref name="index"/> is named in metrics.jsonl and the report.</summary>
-    public static string WorkerName(int index) => "w" + index.ToString(CultureInfo.InvariantCulture);
+    private static string WorkerName(int index) => "w" + index.ToString(CultureInfo.InvariantCulture);
 
     public void Dispose() => writer.Dispose();
 
