@@ -105,12 +105,25 @@ public sealed class ClusterRunReportTests(EmbeddedClusterRun run) : IClassFixtur
     }
 
     [Fact]
-    public void The_report_of_a_cluster_run_draws_per_worker_gradients_and_the_step_timeline()
+    public async Task The_report_of_a_cluster_run_draws_per_worker_gradients_and_sparsity_and_the_step_timeline()
     {
         Assert.Contains("2 workers on 1 silo(s)", run.Html, StringComparison.Ordinal);
-        Assert.Contains("alt=\"conv2d per-worker gradient norms\"", run.Html, StringComparison.Ordinal);
-        Assert.Contains("alt=\"worker step timeline\"", run.Html, StringComparison.Ordinal);
         Assert.DoesNotContain("Single process: no per-worker data.", run.Html, StringComparison.Ordinal);
         Assert.DoesNotContain("No timeline:", run.Html, StringComparison.Ordinal);
+
+        // The section's figures are there and show in a browser.
+        await using var browser = await HeadlessChromium.StartAsync(Path.Combine(run.Root, "chromium-profile"));
+        await browser.OpenAsync(run.Report.Path);
+        var figures = (await browser.EvaluateAsync("""
+            (async () => {
+              const images = [...document.querySelectorAll('#workers img')];
+              await Promise.all(images.map(i => i.decode().catch(() => null)));
+              return images.filter(i => i.complete && i.naturalWidth > 0).map(i => i.alt);
+            })()
+            """))!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
+        Assert.Empty(browser.Errors);
+        Assert.Equal(
+            ["conv2d per-worker gradient norms", "conv2d per-worker sparsity", "conv2d_1 per-worker gradient norms", "conv2d_1 per-worker sparsity", "worker step timeline"],
+            figures);
     }
 }
