@@ -69,6 +69,20 @@ public sealed class ClusterRunReportTests(EmbeddedClusterRun run) : IClassFixtur
     }
 
     [Fact]
+    public void A_cluster_run_stopped_by_max_steps_within_its_first_epoch_saves_the_filters_from_its_second_half()
+    {
+        const int MaxSteps = 12;
+        var stopped = Path.Combine(run.Root, "max-steps");
+        Assert.Equal(0, TrainCommand.Execute(run.Settings with { Epochs = 1, TrainLimit = 4 * MaxSteps * EmbeddedClusterRun.BatchSize, MaxSteps = MaxSteps, OutDir = stopped }, asJson: true, CancellationToken.None));
+
+        // No epoch ends inside the run: the checkpoint comes from about half the steps.
+        var inside = RunCheckpoints.SavedSteps(stopped).Where(s => s > 0 && s < MaxSteps).ToArray();
+        Assert.Single(inside);
+        Assert.InRange(inside[0], MaxSteps / 2, MaxSteps - 1);
+        Assert.Equal(inside[0], RunFolder.Open(stopped).Snapshots().Midway?.Step);
+    }
+
+    [Fact]
     public void A_checkpoint_taken_while_the_job_runs_holds_the_weights_of_the_step_it_is_named_after()
     {
         // The same run stopped at that step (bsp with fixed micro-batches is deterministic) ends with those weights.

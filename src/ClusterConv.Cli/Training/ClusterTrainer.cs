@@ -413,8 +413,8 @@ public sealed class ClusterTrainer
 
         public async Task AtEpochEndAsync(long step, int epochsDone)
         {
-            // A resumed job sends its earlier epochs again; their weights were saved by the first run.
-            if (!File.Exists(RunCheckpoints.StepPath(runDirectory, step)))
+            // A resumed job sends its earlier epochs again; their weights were saved before it stopped.
+            if (!(spec.Resume && File.Exists(RunCheckpoints.StepPath(runDirectory, step))))
             {
                 await SaveAsync(step, epochsDone, end: null);
             }
