@@ -29,11 +29,13 @@ public sealed record EpochRecord(int Epoch, long Step, double WallSeconds, doubl
 
 /// <summary>
 /// A `{"type":"worker_step"}` line, written by the cluster version for each worker's share of a step:
-/// <c>{"type":"worker_step","step","worker","silo","wall_seconds","duration_seconds","samples","loss","grad_norm":{"&lt;layer&gt;":[per filter]}}</c>.
+/// <c>{"type":"worker_step","step","worker","silo","wall_seconds","duration_seconds","samples","loss","grad_norm":{"&lt;layer&gt;":[per filter]},"sparsity":{...}}</c>.
 /// wall_seconds is when the worker finished its part, duration_seconds how long it computed; grad_norm is the
-/// per-filter L2 norm of that worker's gradient before aggregation. Only step, worker and silo are required.
+/// per-filter L2 norm of that worker's gradient before aggregation, sparsity the per-filter activation sparsity over
+/// the worker's samples (measured as the step line's: exact zeros for relu, at or below zero otherwise). Only step,
+/// worker and silo are required.
 /// </summary>
-public sealed record WorkerStepRecord(long Step, string Worker, string Silo, double? WallSeconds, double? DurationSeconds, int? Samples, double? Loss, IReadOnlyDictionary<string, double[]> GradNorm);
+public sealed record WorkerStepRecord(long Step, string Worker, string Silo, double? WallSeconds, double? DurationSeconds, int? Samples, double? Loss, IReadOnlyDictionary<string, double[]> GradNorm, IReadOnlyDictionary<string, double[]> Sparsity);
 
 /// <summary>Everything metrics.jsonl says about a run, in file order. Lines of other types are counted and skipped.</summary>
 public sealed class RunMetrics
@@ -98,7 +100,8 @@ public sealed class RunMetrics
                             Optional(node, "duration_seconds"),
                             node["samples"] is JsonValue s ? s.GetValue<int>() : null,
                             Optional(node, "loss"),
-                            node["grad_norm"] is JsonObject g ? g.ToDictionary(p => p.Key, p => Array(p.Value)) : new Dictionary<string, double[]>()));
+                            PerLayer(node["grad_norm"]),
+                            PerLayer(node["sparsity"])));
                         break;
                     default:
                         break;
@@ -137,6 +140,9 @@ public sealed class RunMetrics
 
         return result;
     }
+
+    private static Dictionary<string, double[]> PerLayer(JsonNode? node) =>
+        node is JsonObject layers ? layers.ToDictionary(p => p.Key, p => Array(p.Value), StringComparer.Ordinal) : new Dictionary<string, double[]>(StringComparer.Ordinal);
 
     // JSON has no NaN: the trainer writes null for a value that was not finite; it is read back as NaN.
     private static double[] Array(JsonNode? node) =>

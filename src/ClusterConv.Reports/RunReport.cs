@@ -393,8 +393,8 @@ public static class RunReport
         {
             html.Paragraph("Single process: no per-worker data.");
             html.Raw("<p class=\"note\">A cluster run adds one line per worker and step to metrics.jsonl, which this section draws: "
-                + "<code>{\"type\":\"worker_step\",\"step\":S,\"worker\":\"w0\",\"silo\":\"silo-1\",\"wall_seconds\":T,\"duration_seconds\":D,\"samples\":N,\"loss\":L,\"grad_norm\":{\"&lt;layer&gt;\":[per-filter L2 norm of the worker's gradient]}}</code>"
-                + " (step, worker and silo required; wall_seconds is when the worker's part ended and duration_seconds how long it took, for the timeline; grad_norm before aggregation). The aggregated gradient is the step line's grad_norm.</p>");
+                + "<code>{\"type\":\"worker_step\",\"step\":S,\"worker\":\"w0\",\"silo\":\"silo-1\",\"wall_seconds\":T,\"duration_seconds\":D,\"samples\":N,\"loss\":L,\"grad_norm\":{\"&lt;layer&gt;\":[per-filter L2 norm of the worker's gradient]},\"sparsity\":{\"&lt;layer&gt;\":[per filter]}}</code>"
+                + " (step, worker and silo required; wall_seconds is when the worker's part ended and duration_seconds how long it took, for the timeline; grad_norm before aggregation, sparsity over the worker's samples). The aggregated values are the step line's.</p>");
             html.CloseSection();
             return;
         }
@@ -411,6 +411,17 @@ public static class RunReport
             }).Append(new Series("aggregated", records.Select(r => (double)r.Step).ToArray(), records.Select(r => Mean(r.Stats.GradNorm)).ToArray(), Markers: true));
             html.Figure(Charts.Lines(Inv($"{layer}: mean filter gradient norm"), "step", "mean over filters of gradient L2 norm", series), Inv($"{layer} per-worker gradient norms"),
                 "Each worker's gradient before aggregation against the aggregated one; averaging gradients that point different ways gives a smaller norm.");
+            if (metrics.WorkerSteps.Any(x => x.Sparsity.ContainsKey(layer)))
+            {
+                var sparsity = workers.Select(w =>
+                {
+                    var lines = metrics.WorkerSteps.Where(x => x.Worker == w && x.Sparsity.ContainsKey(layer)).ToArray();
+                    return new Series(w, lines.Select(x => (double)x.Step).ToArray(), lines.Select(x => Mean(x.Sparsity[layer])).ToArray());
+                }).Append(new Series("all samples", records.Select(r => (double)r.Step).ToArray(), records.Select(r => Mean(r.Stats.Sparsity)).ToArray(), Markers: true));
+                var metric = records[^1].Stats.ExactZeros ? "sparsity (exact zeros)" : "fraction at or below zero";
+                html.Figure(Charts.Lines(Inv($"{layer}: mean filter {metric}"), "step", Inv($"mean over filters of {metric}"), sparsity), Inv($"{layer} per-worker sparsity"),
+                    "Each worker's activation sparsity over its own samples against that over the whole batch: the same filters go quiet on every worker's data, or only on some.");
+            }
         }
 
         var bars = metrics.WorkerSteps.Where(w => w.WallSeconds is not null && w.DurationSeconds is not null)

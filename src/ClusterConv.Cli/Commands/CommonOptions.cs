@@ -14,6 +14,38 @@ internal static class CommonOptions
 
     public static Option<int> Threads() => Positive("--threads", "Compute threads (default: one per core).", Environment.ProcessorCount);
 
+    public static Option<string> Model(string description, string defaultValue) =>
+        new("--model") { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    public static Option<string> Data(string description, string defaultValue) =>
+        new("--data") { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    public static Option<ulong> Seed(string description, ulong defaultValue) =>
+        new("--seed") { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    public static Option<int?> TrainLimit(string description) => OptionalPositive("--train-limit", description);
+
+    public static Option<int?> TestLimit(string description) => OptionalPositive("--test-limit", description);
+
+    public static Option<int?> MaxSteps(string description) => OptionalPositive("--max-steps", description);
+
+    public static Option<string> OutDir(string description, string defaultValue) =>
+        new("--out") { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    /// <summary>--cluster redis://HOST:PORT: a running cluster to train on instead of a silo in this process.</summary>
+    public static Option<string?> Cluster(string description)
+    {
+        var cluster = new Option<string?>("--cluster") { Description = description };
+        cluster.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
+            {
+                r.AddError($"--cluster must be redis://HOST:PORT, got '{v}'");
+            }
+        });
+        return cluster;
+    }
+
     public static Option<bool> Json(string what) => new("--json") { Description = $"Print {what} as JSON on standard output." };
 
     public static Option<bool> Verbose() => new("--verbose") { Description = "Show stack traces on errors." };

@@ -34,12 +34,16 @@ internal sealed record ExperimentSettings
     public int Threads { get; init; } = Environment.ProcessorCount;
 
     public string OutDir { get; init; } = "runs/activations";
+
+    /// <summary>"redis://HOST:PORT" of a running cluster to train on; null: a silo in this process.</summary>
+    public string? Cluster { get; init; }
 }
 
 /// <summary>
-/// `clusterconv experiment activations`: trains the same model, data, seed and budget once per activation (in this
-/// process; a --cluster variant comes with the cluster version), each into DIR/&lt;activation&gt;/, then compares them:
-/// a terminal table, DIR/experiment.json and DIR/report.html. A run whose folder already has summary.json is reused.
+/// `clusterconv experiment activations`: trains the same model, data, seed and budget once per activation (on a silo
+/// in this process, or on a running cluster with --cluster, as `train` does), each into DIR/&lt;activation&gt;/, then
+/// compares them: a terminal table, DIR/experiment.json and DIR/report.html. A run whose folder already has
+/// summary.json is reused.
 /// </summary>
 internal static class ExperimentCommand
 {
@@ -57,20 +61,21 @@ internal static class ExperimentCommand
                 }
             }
         });
-        var model = new Option<string>("--model") { Description = "A built-in model or a Keras JSON file; its hidden activations are replaced.", DefaultValueFactory = _ => defaults.Model };
-        var data = new Option<string>("--data") { Description = "fashion-mnist, synthetic, or a folder of IDX files.", DefaultValueFactory = _ => defaults.Data };
+        var model = CommonOptions.Model("A built-in model or a Keras JSON file; its hidden activations are replaced.", defaults.Model);
+        var data = CommonOptions.Data("fashion-mnist, synthetic, or a folder of IDX files.", defaults.Data);
         var epochs = CommonOptions.Positive("--epochs", "Passes over the training data, per activation.", defaults.Epochs);
-        var maxSteps = CommonOptions.OptionalPositive("--max-steps", "Stop each run after N steps.");
-        var trainLimit = CommonOptions.OptionalPositive("--train-limit", "Use only the first N training samples.");
-        var testLimit = CommonOptions.OptionalPositive("--test-limit", "Evaluate on only the first N test samples.");
-        var seed = new Option<ulong>("--seed") { Description = "Seed shared by every run.", DefaultValueFactory = _ => defaults.Seed };
+        var maxSteps = CommonOptions.MaxSteps("Stop each run after N steps.");
+        var trainLimit = CommonOptions.TrainLimit("Use only the first N training samples.");
+        var testLimit = CommonOptions.TestLimit("Evaluate on only the first N test samples.");
+        var seed = CommonOptions.Seed("Seed shared by every run.", defaults.Seed);
         var threads = CommonOptions.Threads();
-        var outDir = new Option<string>("--out") { Description = "Experiment folder: one run folder per activation, experiment.json, report.html.", DefaultValueFactory = _ => defaults.OutDir };
+        var outDir = CommonOptions.OutDir("Experiment folder: one run folder per activation, experiment.json, report.html.", defaults.OutDir);
+        var cluster = CommonOptions.Cluster("redis://HOST:PORT of a running cluster to train each run on (default: an in-process silo).");
         var json = CommonOptions.Json("experiment.json");
         var verbose = CommonOptions.Verbose();
         var activationsCommand = new Command("activations", "Train the same model, data, seed and budget once per activation and compare how the conv filters learn.")
         {
-            activations, model, data, epochs, maxSteps, trainLimit, testLimit, seed, threads, outDir, json, verbose,
+            activations, model, data, epochs, maxSteps, trainLimit, testLimit, seed, threads, outDir, cluster, json, verbose,
         };
         activationsCommand.SetAction(parse =>
         {
@@ -86,11 +91,12 @@ internal static class ExperimentCommand
                 Seed = parse.GetValue(seed),
                 Threads = parse.GetValue(threads),
                 OutDir = parse.GetValue(outDir)!,
+                Cluster = parse.GetValue(cluster),
             };
             var asJson = parse.GetValue(json);
             return CommandRunner.Run(parse.GetValue(verbose), token => Execute(settings, asJson, token));
         });
-        return new Command("experiment", "Experiments that compare runs (in this process; on the cluster once it exists).") { activationsCommand };
+        return new Command("experiment", "Experiments that compare runs, on a silo in this process or on a running cluster.") { activationsCommand };
     }
 
     private static string[] Split(string list) =>
@@ -135,6 +141,7 @@ internal static class ExperimentCommand
             ["max_steps"] = settings.MaxSteps,
             ["train_limit"] = settings.TrainLimit,
             ["test_limit"] = settings.TestLimit,
+            ["cluster"] = settings.Cluster ?? "in-process silo",
             ["activations"] = new JsonArray(settings.Activations.Select(a => (JsonNode)a).ToArray()),
         };
         var experiment = ActivationComparison.ToJson(settingsJson, rows);
@@ -172,6 +179,10 @@ internal static class ExperimentCommand
             Seed = settings.Seed,
             Threads = settings.Threads,
             OutDir = runDir,
+            Cluster = settings.Cluster,
+
+            // On a shared cluster the job id names the experiment too, so two experiments' relu runs do not meet.
+            JobId = settings.Cluster is null ? null : $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetDirectoryName(runDir)!))}-{name}-{settings.Seed}",
         };
         console.MarkupLineInterpolated($"[bold]{name}[/]: training into {runDir}");
 

@@ -17,8 +17,8 @@ internal static class TrainCommand
     public static Command Create()
     {
         var defaults = new TrainSettings();
-        var model = new Option<string>("--model") { Description = "A built-in model (keras-cnn, tf-cnn, lenet5) or a Keras JSON file.", DefaultValueFactory = _ => defaults.Model };
-        var data = new Option<string>("--data") { Description = "fashion-mnist (found or downloaded), synthetic, or a folder of IDX files (MNIST format).", DefaultValueFactory = _ => defaults.Data };
+        var model = CommonOptions.Model("A built-in model (keras-cnn, tf-cnn, lenet5) or a Keras JSON file.", defaults.Model);
+        var data = CommonOptions.Data("fashion-mnist (found or downloaded), synthetic, or a folder of IDX files (MNIST format).", defaults.Data);
         var epochs = CommonOptions.Positive("--epochs", "Passes over the training data.", defaults.Epochs);
         var batchSize = CommonOptions.Positive("--batch-size", "Samples per step.", defaults.BatchSize);
         var optimizer = new Option<string>("--optimizer") { Description = "sgd, adam or adamw.", DefaultValueFactory = _ => defaults.Optimizer };
@@ -33,12 +33,12 @@ internal static class TrainCommand
         });
         var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule: constant, step or cosine.", DefaultValueFactory = _ => defaults.Schedule };
         schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
-        var seed = new Option<ulong>("--seed") { Description = "Seed of initialization, shuffling, dropout and augmentation.", DefaultValueFactory = _ => defaults.Seed };
+        var seed = CommonOptions.Seed("Seed of initialization, shuffling, dropout and augmentation.", defaults.Seed);
         var threads = CommonOptions.Threads();
-        var trainLimit = CommonOptions.OptionalPositive("--train-limit", "Use only the first N training samples (quick runs).");
-        var testLimit = CommonOptions.OptionalPositive("--test-limit", "Evaluate on only the first N test samples.");
-        var maxSteps = CommonOptions.OptionalPositive("--max-steps", "Stop after N steps.");
-        var outDir = new Option<string>("--out") { Description = "Run folder to write summary.json and metrics.jsonl into.", DefaultValueFactory = _ => defaults.OutDir };
+        var trainLimit = CommonOptions.TrainLimit("Use only the first N training samples (quick runs).");
+        var testLimit = CommonOptions.TestLimit("Evaluate on only the first N test samples.");
+        var maxSteps = CommonOptions.MaxSteps("Stop after N steps.");
+        var outDir = CommonOptions.OutDir("Run folder to write summary.json and metrics.jsonl into.", defaults.OutDir);
         var statsEvery = new Option<int>("--stats-every") { Description = "Per-filter statistics every N steps (0: never).", DefaultValueFactory = _ => defaults.StatsEvery };
         statsEvery.Validators.Add(r =>
         {
@@ -86,14 +86,7 @@ internal static class TrainCommand
             }
         });
         var resume = new Option<bool>("--resume") { Description = "Continue the job (same run folder or --job-id) from its last checkpoint." };
-        var cluster = new Option<string?>("--cluster") { Description = "redis://HOST:PORT of a running cluster to submit to (default: an in-process silo)." };
-        cluster.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
-            {
-                r.AddError($"--cluster must be redis://HOST:PORT, got '{v}'");
-            }
-        });
+        var cluster = CommonOptions.Cluster("redis://HOST:PORT of a running cluster to submit to (default: an in-process silo).");
         var jobId = new Option<string?>("--job-id") { Description = "Job id (default: run folder name and seed)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the wire: none, fp16 or bf16 (with error feedback).", DefaultValueFactory = _ => defaults.Compression };
         compression.AcceptOnlyFromAmong("none", "fp16", "bf16");

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json;
+using ClusterConv.Cluster;
 using ClusterConv.Engine.Statistics;
 
 namespace ClusterConv.Cli.Output;
@@ -61,6 +63,53 @@ public sealed class MetricsLog : IDisposable
                 w.WriteEndObject();
             }
         });
+
+    /// <summary>
+    /// One worker's share of a cluster step: <c>{"type":"worker_step","epoch","step","worker":"w0","silo","wall_seconds","duration_seconds","samples","loss"}</c>,
+    /// wall_seconds being when the worker's part ended (job clock); statistics steps add, per measured layer, the
+    /// worker's own per-filter numbers before aggregation: <c>"grad_norm"</c>, <c>"weight_norm"</c> and <c>"sparsity"</c>
+    /// (<c>{"&lt;layer&gt;":[per filter]}</c>; sparsity is measured like the step line's, over the worker's samples).
+    /// </summary>
+    public void WriteWorkerStep(int epoch, long step, WorkerStep worker)
+    {
+        ArgumentNullException.ThrowIfNull(worker);
+        WriteLine(w =>
+        {
+            w.WriteString("type", "worker_step");
+            w.WriteNumber("epoch", epoch);
+            w.WriteNumber("step", step);
+            w.WriteString("worker", WorkerName(worker.Worker));
+            w.WriteString("silo", worker.Silo);
+            w.WriteNumber("wall_seconds", Math.Round(worker.StartSeconds + worker.DurationSeconds, 4));
+            w.WriteNumber("duration_seconds", Math.Round(worker.DurationSeconds, 4));
+            w.WriteNumber("samples", worker.Samples);
+            if (double.IsFinite(worker.Loss))
+            {
+                w.WriteNumber("loss", worker.Loss);
+            }
+            else
+            {
+                w.WriteNull("loss");
+            }
+
+            if (worker.Filters is { Length: > 0 } filters)
+            {
+                foreach (var (name, values) in new (string, Func<WorkerLayerStatistics, float[]>)[] { ("grad_norm", l => l.GradientNorm), ("weight_norm", l => l.WeightNorm), ("sparsity", l => l.Sparsity) })
+                {
+                    w.WriteStartObject(name);
+                    foreach (var layer in filters)
+                    {
+                        WriteArray(w, layer.Layer, values(layer));
+                    }
+
+                    w.WriteEndObject();
+                }
+            }
+        });
+    }
+
+    /// <summary>How worker grain <paramref name="index"/> is named in metrics.jsonl and the report.</summary>
+    private static string WorkerName(int index) => "w" + index.ToString(CultureInfo.InvariantCulture);
 
     public void Dispose() => writer.Dispose();
 

@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using ClusterConv.Cli.Inference;
 using ClusterConv.Cli.Output;
 using ClusterConv.Cluster;
 using ClusterConv.Data;
 using ClusterConv.Engine;
+using ClusterConv.Engine.Checkpoints;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Engine.Statistics;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,7 +18,8 @@ namespace ClusterConv.Cli.Training;
 /// <summary>
 /// Trains on an Orleans cluster: in embedded mode it starts a silo in this process (localhost clustering, checkpoint
 /// files in the run folder), otherwise it connects as a client to a Redis-clustered cluster. Either way it submits
-/// the job, follows its events into metrics.jsonl and the display, and reads the final weights.
+/// the job, follows its events into metrics.jsonl and the display, saves the weights at epoch ends into
+/// checkpoints/step-N.ckpt, and reads the final weights.
 /// </summary>
 public sealed class ClusterTrainer
 {
@@ -124,7 +127,7 @@ public sealed class ClusterTrainer
         {
             var job = client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var result = await FollowAsync(client, job, spec, metrics, cancellation, detachOnCancel: settings.Cluster is not null);
+            var result = await FollowAsync(client, job, spec, metrics, cancellation, detachOnCancel: settings.Cluster is not null, runDirectory: outDir);
             return result;
         }
         finally
@@ -133,8 +136,12 @@ public sealed class ClusterTrainer
         }
     }
 
-    /// <summary>Polls the job's events into metrics.jsonl and the display until it ends; reads the final weights into the model.</summary>
-    public async Task<TrainResult> FollowAsync(IClusterClient client, IJobGrain job, JobSpec spec, MetricsLog metrics, CancellationToken cancellation, bool detachOnCancel)
+    /// <summary>
+    /// Polls the job's events into metrics.jsonl (a step line, then one worker_step line per worker that took part)
+    /// and the display until it ends; reads the final weights into the model.
+    /// </summary>
+    /// <param name="runDirectory">Run folder to save checkpoints/step-N.ckpt into (see <see cref="StepSnapshots"/>), or null.</param>
+    public async Task<TrainResult> FollowAsync(IClusterClient client, IJobGrain job, JobSpec spec, MetricsLog metrics, CancellationToken cancellation, bool detachOnCancel, string? runDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(job);
@@ -144,6 +151,9 @@ public sealed class ClusterTrainer
         var incarnation = string.Empty;
         long after = -1;
         var startedEpoch = -1;
+        long stepsInEpoch = 0;
+        var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
+        var snapshots = runDirectory is not null && spec.Mode == ConsistencyMode.Bsp ? new StepSnapshots(servers, spec, model.Spec, runDirectory) : null;
         JobStatus status;
         var cancelSent = false;
         while (true)
@@ -170,6 +180,7 @@ public sealed class ClusterTrainer
             foreach (var e in batch.Events)
             {
                 after = e.Sequence;
+                stepsInEpoch = e.StepsInEpoch;
                 if (e.IsEpoch && epochs.Any(x => x.Epoch == e.Epoch && x.Step == e.Step))
                 {
                     // Sent again by a job grain that moved to another silo.
@@ -182,6 +193,11 @@ public sealed class ClusterTrainer
                     metrics.WriteEpoch(result.Epoch, result.Step, result.WallSeconds, result.TrainLoss, result.TrainAccuracy, result.TestLoss, result.TestAccuracy);
                     epochs.RemoveAll(x => x.Epoch >= result.Epoch);
                     epochs.Add(result);
+                    if (snapshots is not null)
+                    {
+                        await snapshots.AtEpochEndAsync(e.Step, e.Epoch);
+                    }
+
                     observer.EpochCompleted(result);
                     continue;
                 }
@@ -192,11 +208,16 @@ public sealed class ClusterTrainer
                     observer.EpochStarted(e.Epoch, spec.Epochs, e.StepsInEpoch);
                 }
 
-                metrics.WriteStep(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.LearningRate, e.Filters?.Select(ToEngine).ToArray());
+                WriteStepEvent(metrics, e);
                 observer.StepCompleted(e.Epoch, (e.Step % Math.Max(1, e.StepsInEpoch)) + 1, e.Loss, e.SamplesPerSecond);
             }
 
             status = batch.Status;
+            if (snapshots is not null)
+            {
+                await snapshots.AtProgressAsync(status, stepsInEpoch);
+            }
+
             if (status.Phase is JobPhase.Completed or JobPhase.Failed or JobPhase.Cancelled && batch.Events.Length == 0)
             {
                 break;
@@ -204,7 +225,9 @@ public sealed class ClusterTrainer
 
             if (batch.Events.Length == 0)
             {
-                await Task.Delay(100, CancellationToken.None);
+                // Around an epoch's end, poll quickly: the shards serve that step's weights only until the job is two steps on.
+                var nearEpochEnd = snapshots is not null && stepsInEpoch > 0 && (status.Step + 1) % stepsInEpoch <= 1;
+                await Task.Delay(nearEpochEnd ? 10 : 100, CancellationToken.None);
             }
         }
 
@@ -220,7 +243,6 @@ public sealed class ClusterTrainer
             throw new OperationCanceledException($"job {status.JobId} was cancelled");
         }
 
-        var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
         var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
         model.LoadParameters(weights, trainableOnly: true);
         var sha = model.WeightsSha256();
@@ -230,6 +252,59 @@ public sealed class ClusterTrainer
         }
 
         return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount);
+    }
+
+    /// <summary>A logged step's lines in metrics.jsonl: the step line, then one worker_step line per worker that took part.</summary>
+    public static void WriteStepEvent(MetricsLog metrics, JobEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(e);
+        metrics.WriteStep(e.Epoch, e.Step, e.WallSeconds, e.Loss, e.Accuracy, e.LearningRate, e.Filters?.Select(ToEngine).ToArray());
+        foreach (var worker in e.Workers ?? [])
+        {
+            metrics.WriteWorkerStep(e.Epoch, e.Step, worker);
+        }
+    }
+
+    /// <summary>
+    /// The whole trainable vector of a running bsp job at one version on every shard, chunk by chunk, as
+    /// <see cref="JobGrain.ReadWeightsAsync"/> reads the final one. Each chunk is asked for <paramref name="version"/>:
+    /// a shard that has applied one step more answers with the weights before it, one further along with its current
+    /// weights. When the chunks' versions differ, all are asked again for the newest version seen, until they agree.
+    /// </summary>
+    private static async Task<(float[] Weights, long Version)> ReadWeightsAtAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount, long version)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(servers);
+        var slices = Sharding.Ranges(trainableCount, servers.Count);
+        var asked = version;
+        for (var attempt = 0; ; attempt++)
+        {
+            var weights = new float[trainableCount];
+            var versions = new HashSet<long>();
+            for (var p = 0; p < servers.Count; p++)
+            {
+                var first = await servers[p].GetWeightsAsync(spec, 0, asked);
+                for (var c = 0; c < first.Chunks; c++)
+                {
+                    var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c, asked);
+                    versions.Add(chunk.Version);
+                    WireFormat.FromBytes(chunk.Bytes, weights.AsSpan(slices[p].Start + chunk.Offset, chunk.Bytes.Length / 4));
+                }
+            }
+
+            if (versions.Count == 1)
+            {
+                return (weights, versions.Single());
+            }
+
+            if (attempt == 10)
+            {
+                throw new InvalidOperationException($"job {spec.JobId}: the parameter-server shards kept answering with different versions ({string.Join(", ", versions.Order())})");
+            }
+
+            asked = versions.Max();
+        }
     }
 
     /// <summary>
@@ -322,6 +397,60 @@ public sealed class ClusterTrainer
         public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// checkpoints/step-N.ckpt of a cluster run, for the report's filters at initialization, midway and end (as the
+    /// engine-only trainer writes them): at each epoch's end and, when no epoch ends strictly inside the run (one epoch,
+    /// or --max-steps within the first), once at about half the steps. N is the version read from the parameter servers,
+    /// which is the step at the epoch's end unless the job has moved more than one step on since. bsp only: in the other
+    /// modes a shard's version counts pushes, not steps.
+    /// </summary>
+    private sealed class StepSnapshots(IParameterServerGrain[] servers, JobSpec spec, ModelSpec modelSpec, string runDirectory)
+    {
+        private readonly Model layout = new(modelSpec);
+        private bool middleSaved;
+
+        public async Task AtEpochEndAsync(long step, int epochsDone)
+        {
+            // A resumed job sends its earlier epochs again; their weights were saved before it stopped.
+            if (!(spec.Resume && File.Exists(RunCheckpoints.StepPath(runDirectory, step))))
+            {
+                await SaveAsync(step, epochsDone, end: null);
+            }
+        }
+
+        public async Task AtProgressAsync(JobStatus status, long stepsInEpoch)
+        {
+            if (middleSaved || status.Phase != JobPhase.Running || stepsInEpoch <= 0 || status.TotalSteps > stepsInEpoch || status.TotalSteps < 2 || status.Step * 2 < status.TotalSteps)
+            {
+                return;
+            }
+
+            middleSaved = true;
+            await SaveAsync(status.Step, status.Epoch, end: status.TotalSteps);
+        }
+
+        private async Task SaveAsync(long step, int epochsDone, long? end)
+        {
+            try
+            {
+                var (weights, version) = await ReadWeightsAtAsync(spec, servers, layout.TrainableParameterCount, step);
+                if (version <= 0 || version >= end)
+                {
+                    return;
+                }
+
+                layout.LoadParameters(weights, trainableOnly: true);
+                var checkpoint = ModelCheckpoint.Capture(layout, version, epochsDone, InputNormalization.Scale, spec.Optimizer);
+                AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, version), checkpoint.Save);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // These files only feed the report's pictures of the filters: the training goes on without one, and
+                // the report says the moment was not recorded.
+            }
+        }
     }
 
     private static FilterStatistics ToEngine(LayerStatistics s) =>
