@@ -63,6 +63,8 @@ public static class ClusterHosting
             throw new OptionsValidationException(nameof(ClusterConvSiloOptions), typeof(ClusterConvSiloOptions), check.Failures);
         }
 
+        // Trace context crosses grain calls, so a step's worker and parameter-server spans join the job's step trace.
+        silo.AddActivityPropagation();
         silo.Services.AddSingleton<TrainingDataCache>();
         silo.Services.AddPlacementDirector<SpreadPlacement, SpreadPlacementDirector>();
         if (options.Redis is { } redis)
@@ -92,6 +94,16 @@ public static class ClusterHosting
         }
 
         return silo;
+    }
+
+    /// <summary>
+    /// What every ClusterConv client needs: trace context carried on its grain calls (the silos carry it on theirs).
+    /// Activities flow only when a listener samples the "Microsoft.Orleans.Application" source (add it to the TracerProvider).
+    /// </summary>
+    public static IClientBuilder AddClusterConvClient(this IClientBuilder client)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.AddActivityPropagation();
     }
 
     /// <summary>A client of a Redis-clustered ClusterConv cluster.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ClusterConv.Cluster.Telemetry;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Optimizers;
 using ClusterConv.Engine.Specs;
@@ -77,6 +78,8 @@ public sealed class JobGrain : Grain, IJobGrain
     private string[]? knownSilos;
     private int silos;
     private int epochNow;
+    private Activity? jobSpan;
+    private Activity? epochSpan;
 
     public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, ILogger<JobGrain> logger)
     {
@@ -115,6 +118,7 @@ public sealed class JobGrain : Grain, IJobGrain
             else
             {
                 State.Restarts++;
+                ClusterTelemetry.JobRestarts.Add(1, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, State.Spec.JobId));
             }
 
             StartLoop(State.Spec, fresh: false);
@@ -191,6 +195,7 @@ public sealed class JobGrain : Grain, IJobGrain
         Check(spec.BackupWorkers == 0 || spec.Mode == ConsistencyMode.Bsp, "--backup-workers applies to --mode bsp only");
         Check(spec.Staleness >= 0, $"--mode ssp:K needs K >= 0, got {spec.Staleness}");
         Check(spec.CheckpointEvery >= 0, $"--checkpoint-every must be 0 or more, got {spec.CheckpointEvery}");
+        Check(spec.MaxFilterSeries >= 0, $"MaxFilterSeries must be 0 or more, got {spec.MaxFilterSeries}");
         var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
         Check(model.ParameterCount == model.TrainableParameterCount, $"model '{model.Spec.Name}' has non-trainable parameters (BatchNormalization moving statistics), which the cluster does not carry yet; train it with --workers 0");
         Check(spec.PsShards <= model.TrainableParameterCount, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
@@ -254,6 +259,14 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         wall.Restart();
         trainClock.Reset();
+
+        // The job's span is a root of its own: not a child of whichever client call happened to start the loop.
+        Activity.Current = null;
+        using var span = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.Job);
+        jobSpan = span?.SetTag(ClusterTelemetry.Attributes.Job, requested.JobId)
+            .SetTag(ClusterTelemetry.Attributes.Mode, ModeName(requested))
+            .SetTag(ClusterTelemetry.Attributes.Workers, requested.Workers)
+            .SetTag(ClusterTelemetry.Attributes.PsShards, requested.PsShards);
         try
         {
             await TrainAsync(requested, fresh);
@@ -262,6 +275,7 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             // Another activation of this job wrote its state (a duplicate after a silo died): leave the job to it.
             logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
+            EndEpochSpan();
             DeactivateOnIdle();
             return;
         }
@@ -270,7 +284,11 @@ public sealed class JobGrain : Grain, IJobGrain
             logger.LogError(e, "job {Job} failed", requested.JobId);
             State.Phase = JobPhase.Failed;
             State.Error = e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message;
+            span?.SetStatus(ActivityStatusCode.Error, State.Error);
         }
+
+        EndEpochSpan();
+        span?.SetTag("clusterconv.phase", State.Phase.ToString());
 
         wall.Stop();
         State.WallSeconds = wall.Elapsed.TotalSeconds;
@@ -317,7 +335,18 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             step = State.LastCheckpointStep;
             await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, step))));
+            jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection { [ClusterTelemetry.Attributes.Checkpoint] = step }));
         }
+
+        var budget = new FilterSeriesBudget(spec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), spec.Workers);
+        if (spec.Mode == ConsistencyMode.Bsp && spec.StatsEvery > 0 && budget.Dropped > 0)
+        {
+            ClusterTelemetry.FilterSeriesDropped.Add(budget.Dropped, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
+            logger.LogWarning("job {Job}: {Dropped} per-filter metric series are past MaxFilterSeries ({Cap}) and are not recorded as metrics (metrics.jsonl keeps them)", spec.JobId, budget.Dropped, spec.MaxFilterSeries);
+        }
+
+        var jobTag = new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId);
+        var newlyDead = new List<int>();
 
         if (spec.Mode != ConsistencyMode.Bsp)
         {
@@ -357,7 +386,19 @@ public sealed class JobGrain : Grain, IJobGrain
             var batch = plan.BatchOf(step);
             epoch = plan.EpochOf(step);
             epochNow = epoch;
+            BeginEpochSpan(spec, epoch);
+            ClusterTelemetry.Epoch.Record(epoch + 1, jobTag);
             var withStats = spec.StatsEvery > 0 && step % spec.StatsEvery == 0;
+
+            // Each step is a trace of its own (linked to its epoch), so a trace stays the size of one step.
+            Activity.Current = null;
+            using var stepSpan = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.Step, ActivityKind.Internal, default(ActivityContext), links: epochSpan is null ? null : [new ActivityLink(epochSpan.Context)]);
+            stepSpan?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId)
+                .SetTag(ClusterTelemetry.Attributes.Step, step)
+                .SetTag(ClusterTelemetry.Attributes.Epoch, epoch + 1)
+                .SetTag(ClusterTelemetry.Attributes.Statistics, withStats);
+            var dispatched = wall.Elapsed.TotalSeconds;
+            var stepClock = Stopwatch.StartNew();
             trainClock.Start();
             var reports = await RunWorkersAsync(spec, workers, step);
             var stale = reports.Where(r => r.StaleVersion >= 0).ToArray();
@@ -400,31 +441,57 @@ public sealed class JobGrain : Grain, IJobGrain
                 throw new InvalidOperationException($"training diverged: the loss of step {step} (epoch {epoch + 1}) is {stepLoss}; lower --lr");
             }
 
+            ClusterTelemetry.StepDuration.Record(stepClock.Elapsed.TotalSeconds, jobTag);
             var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
             for (var l = 0; l < measured.Count; l++)
             {
-                dead[l].Observe(step, counts.Positive[l]);
+                newlyDead.Clear();
+                dead[l].Observe(step, counts.Positive[l], newlyDead);
+                foreach (var k in newlyDead)
+                {
+                    stepSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.FilterDead, tags: new ActivityTagsCollection
+                    {
+                        [ClusterTelemetry.Attributes.Layer] = measured[l].Layer.Name,
+                        [ClusterTelemetry.Attributes.Filter] = k,
+                        [ClusterTelemetry.Attributes.Step] = step,
+                        [ClusterTelemetry.Attributes.DeadSince] = dead[l].SilentSince(k),
+                    }));
+                }
             }
 
             lossSum += stepLoss;
             correct += stepCorrect;
             seen += stepSamples;
+            var stepMeanLoss = stepLoss / Math.Max(stepSamples, 1);
+            var stepAccuracy = (double)stepCorrect / Math.Max(stepSamples, 1);
+            stepSpan?.SetTag(ClusterTelemetry.Attributes.Samples, stepSamples).SetTag(ClusterTelemetry.Attributes.Loss, stepMeanLoss);
             if (withStats || (spec.LogEvery > 0 && step % spec.LogEvery == 0))
             {
+                var filters = withStats ? Statistics(measured, parameterIndex, applies, counts, dead) : null;
+                ClusterTelemetry.TrainLoss.Record(stepMeanLoss, jobTag);
+                ClusterTelemetry.TrainAccuracy.Record(stepAccuracy, jobTag);
+                if (filters is not null)
+                {
+                    RecordFilters(spec.JobId, filters, budget, stepSpan);
+                }
+
                 events.Add(new JobEvent
                 {
                     Sequence = events.Count,
                     Epoch = epoch,
                     Step = step,
                     WallSeconds = wall.Elapsed.TotalSeconds,
-                    Loss = stepLoss / Math.Max(stepSamples, 1),
-                    Accuracy = (double)stepCorrect / Math.Max(stepSamples, 1),
+                    Loss = stepMeanLoss,
+                    Accuracy = stepAccuracy,
                     LearningRate = schedule.At(step),
-                    Filters = withStats ? Statistics(measured, parameterIndex, applies, counts, dead) : null,
+                    Filters = filters,
                     StepsInEpoch = plan.StepsPerEpoch,
                     SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                    Workers = reports.Where(r => r.Worker is not null).Select(r => r.Worker! with { StartSeconds = dispatched }).ToArray(),
                 });
             }
+
+            stepSpan?.Dispose();
 
             step++;
             State.Step = step;
@@ -436,6 +503,7 @@ public sealed class JobGrain : Grain, IJobGrain
             if (plan.BatchOf(step - 1) == plan.StepsPerEpoch - 1 || step == plan.TotalSteps)
             {
                 await EvaluateEpochAsync(spec, plan, workers, epoch, step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1));
+                EndEpochSpan();
                 lossSum = 0;
                 correct = seen = 0;
             }
@@ -480,6 +548,16 @@ public sealed class JobGrain : Grain, IJobGrain
             correct += progress.Sum(p => p.Correct);
             seen += progress.Sum(p => p.Samples);
             var slowest = progress.Min(p => p.Rounds);
+            var leading = progress.Max(p => p.Rounds);
+            for (var w = 0; w < progress.Length; w++)
+            {
+                ClusterTelemetry.WorkerLag.Record(leading - progress[w].Rounds, new TagList
+                {
+                    { ClusterTelemetry.Tags.Job, spec.JobId },
+                    { ClusterTelemetry.Tags.Worker, ClusterTelemetry.FilterLabel(w) },
+                });
+            }
+
             logger.LogDebug("job {Job}: rounds {Rounds}", spec.JobId, string.Join(",", progress.Select(p => p.Rounds)));
             windowLoss += progress.Sum(p => p.LossSum);
             windowCorrect += progress.Sum(p => p.Correct);
@@ -573,15 +651,106 @@ public sealed class JobGrain : Grain, IJobGrain
             try
             {
                 // A bound of our own: a call stuck on a silo that died must become a retry, not a hang.
-                return await worker.ComputeStepAsync(order).WaitAsync(CallTimeout);
+                var report = await worker.ComputeStepAsync(order).WaitAsync(CallTimeout);
+                if (attempt > 0)
+                {
+                    Activity.Current?.AddEvent(WorkerEvent(ClusterTelemetry.Events.WorkerReactivated, order, report.Worker?.Silo));
+                }
+
+                return report;
             }
             catch (Exception e) when (IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
             {
                 // The worker's silo failed mid-step: the step is computed again by a new activation; the parameter
                 // servers ignore any chunk they already hold, so nothing is applied twice.
                 State.StepsRecomputed++;
+                Activity.Current?.AddEvent(WorkerEvent(ClusterTelemetry.Events.WorkerLost, order, null, e.Message));
                 logger.LogWarning("job {Job}: worker {Worker} failed step {Step} ({Error}); recomputing", order.Spec.JobId, order.WorkerIndex, order.Step, e.Message);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (attempt + 1))));
+            }
+        }
+    }
+
+    private static ActivityEvent WorkerEvent(string name, StepOrder order, string? silo, string? error = null)
+    {
+        var tags = new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Worker] = order.WorkerIndex,
+            [ClusterTelemetry.Attributes.Step] = order.Step,
+        };
+        if (silo is not null)
+        {
+            tags[ClusterTelemetry.Attributes.Silo] = silo;
+        }
+
+        if (error is not null)
+        {
+            tags[ClusterTelemetry.Attributes.Error] = error;
+        }
+
+        return new ActivityEvent(name, tags: tags);
+    }
+
+    private void BeginEpochSpan(JobSpec spec, int epoch)
+    {
+        if (epochSpan is not null && epochSpan.GetTagItem(ClusterTelemetry.Attributes.Epoch) is int open && open == epoch + 1)
+        {
+            return;
+        }
+
+        EndEpochSpan();
+        if (jobSpan is not null)
+        {
+            epochSpan = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.Epoch, ActivityKind.Internal, jobSpan.Context)
+                ?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId)
+                .SetTag(ClusterTelemetry.Attributes.Epoch, epoch + 1);
+        }
+    }
+
+    private void EndEpochSpan()
+    {
+        epochSpan?.Dispose();
+        epochSpan = null;
+    }
+
+    /// <summary>A child of the epoch's span (or the job's), made current so the grain calls under it join its trace.</summary>
+    private Activity? StartJobChild(string name)
+    {
+        var parent = epochSpan ?? jobSpan;
+        return parent is null ? null : ClusterTelemetry.Source.StartActivity(name, ActivityKind.Internal, parent.Context);
+    }
+
+    /// <summary>Statistics steps: the aggregated per-filter gauges (within the series budget), dead filters per layer, and the full arrays on the step's span.</summary>
+    private static void RecordFilters(string jobId, LayerStatistics[] filters, FilterSeriesBudget budget, Activity? stepSpan)
+    {
+        for (var l = 0; l < filters.Length; l++)
+        {
+            var layer = filters[l];
+            ClusterTelemetry.LayerDeadFilters.Record(layer.DeadFilters.Length, new TagList
+            {
+                { ClusterTelemetry.Tags.Job, jobId },
+                { ClusterTelemetry.Tags.Layer, layer.Layer },
+            });
+            var allowed = budget.Aggregated(l);
+            for (var k = 0; k < allowed; k++)
+            {
+                var tags = new TagList
+                {
+                    { ClusterTelemetry.Tags.Job, jobId },
+                    { ClusterTelemetry.Tags.Layer, layer.Layer },
+                    { ClusterTelemetry.Tags.Filter, ClusterTelemetry.FilterLabel(k) },
+                };
+                ClusterTelemetry.FilterGradientNorm.Record(layer.GradientNorm[k], tags);
+                ClusterTelemetry.FilterWeightNorm.Record(layer.WeightNorm[k], tags);
+                ClusterTelemetry.FilterUpdateToWeight.Record(layer.UpdateRatio[k], tags);
+                ClusterTelemetry.FilterSparsity.Record(layer.Sparsity[k], tags);
+            }
+
+            if (stepSpan is not null)
+            {
+                stepSpan.SetTag(ClusterTelemetry.Attributes.GradientNorm(layer.Layer), Array.ConvertAll(layer.GradientNorm, v => (double)v));
+                stepSpan.SetTag(ClusterTelemetry.Attributes.Sparsity(layer.Layer), Array.ConvertAll(layer.Sparsity, v => (double)v));
+                stepSpan.SetTag(ClusterTelemetry.Attributes.DeadFilters(layer.Layer), layer.DeadFilters);
             }
         }
     }
@@ -616,24 +785,44 @@ public sealed class JobGrain : Grain, IJobGrain
         var target = State.LastCheckpointStep;
         logger.LogWarning("job {Job}: parameter servers disagree at step {Step}; rolling back to checkpoint {Checkpoint}", spec.JobId, step, target);
         State.Restarts++;
+        ClusterTelemetry.JobRestarts.Add(1, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
         State.StepsRecomputed += step - target;
         await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, target))));
+        var restored = new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Checkpoint] = target,
+            [ClusterTelemetry.Attributes.Step] = step,
+        });
+        Activity.Current?.AddEvent(restored);
+        if (!ReferenceEquals(Activity.Current, jobSpan))
+        {
+            jobSpan?.AddEvent(restored);
+        }
+
         State.Step = target;
         return target;
     }
 
     private async Task CheckpointAsync(JobSpec spec, IParameterServerGrain[] servers, long step)
     {
+        var clock = Stopwatch.StartNew();
+        using var span = StartJobChild(ClusterTelemetry.Spans.Checkpoint);
+        span?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId).SetTag(ClusterTelemetry.Attributes.Step, step);
         var saved = await Task.WhenAll(servers.Select(s => Retry(() => s.CheckpointAsync(spec, step))));
         if (saved.All(s => s))
         {
             State.LastCheckpointStep = step;
             await persisted.WriteStateAsync();
         }
+
+        span?.SetTag("clusterconv.saved", saved.All(s => s));
+        ClusterTelemetry.CheckpointDuration.Record(clock.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
     }
 
     private async Task EvaluateEpochAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, int epoch, long step, double trainLoss, double trainAccuracy, bool versionCheck = true)
     {
+        using var span = StartJobChild(ClusterTelemetry.Spans.Evaluate);
+        span?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId).SetTag(ClusterTelemetry.Attributes.Epoch, epoch + 1).SetTag(ClusterTelemetry.Attributes.Step, step);
         var parts = Data.Sharding.Ranges(plan.TestCount, workers.Length);
         var results = await Task.WhenAll(workers.Select((w, i) => Retry(() => w.EvaluateAsync(new EvalOrder(spec, i, versionCheck ? step : -1, parts[i].Start, parts[i].Count)))));
         var count = Math.Max(1, results.Sum(r => r.Count));
@@ -652,6 +841,10 @@ public sealed class JobGrain : Grain, IJobGrain
             StepsInEpoch = plan.StepsPerEpoch,
             SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
         };
+        var jobTag = new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId);
+        ClusterTelemetry.TestLoss.Record(result.TestLoss, jobTag);
+        ClusterTelemetry.TestAccuracy.Record(result.TestAccuracy, jobTag);
+        span?.SetTag(ClusterTelemetry.Attributes.Loss, result.TestLoss).SetTag(ClusterTelemetry.Attributes.Accuracy, result.TestAccuracy);
         events.Add(result);
         State.EpochEvents.RemoveAll(e => e.Epoch >= result.Epoch);
         State.EpochEvents.Add(result);
@@ -718,6 +911,11 @@ public sealed class JobGrain : Grain, IJobGrain
         knownSilos = active;
         var moved = await Task.WhenAll(workers.Select(w => Retry(() => w.RebalanceAsync(active))));
         State.Rebalances += moved.Count(m => m);
+        jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.Rebalance, tags: new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Silos] = active.Length,
+            [ClusterTelemetry.Attributes.Moved] = moved.Count(m => m),
+        }));
         logger.LogInformation("job {Job}: silos changed to {Silos}; {Moved} workers move", this.GetPrimaryKeyString(), active.Length, moved.Count(m => m));
     }
 

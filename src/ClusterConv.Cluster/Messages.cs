@@ -70,6 +70,13 @@ public sealed record JobSpec
 
     /// <summary>Steps the learning-rate schedule spans: the plan's total, filled in by the job grain.</summary>
     [Id(28)] public long ScheduleSteps { get; init; }
+
+    /// <summary>
+    /// Per-filter metric series recorded per job at most: aggregated (layer, filter) series first, then each worker's
+    /// (worker, layer, filter), in model and worker order. The rest are counted in clusterconv.filter.series_dropped
+    /// and left out of the metrics (metrics.jsonl and spans still carry them). 0: no per-filter metrics.
+    /// </summary>
+    [Id(29)] public int MaxFilterSeries { get; init; } = 2048;
 }
 
 public enum ConsistencyMode
@@ -105,7 +112,8 @@ public sealed record StepReport(
     [property: Id(5)] long BytesMoved,
     [property: Id(6)] double ComputeSeconds,
     [property: Id(7)] long StaleVersion = -1,
-    [property: Id(8)] PushResult[]? Applied = null);
+    [property: Id(8)] PushResult[]? Applied = null,
+    [property: Id(9)] WorkerStep? Worker = null);
 
 /// <summary>A run of one reduction-tree node's gradient, for one parameter-server shard: floats [Offset, Offset + n) of the shard's slice as little-endian bytes (or fp16/bf16 halves).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.GradientChunk")]
@@ -119,7 +127,8 @@ public sealed record GradientChunk(
     [property: Id(6)] byte[] Bytes,
     [property: Id(7)] int Samples,
     [property: Id(8)] bool WithStats = false,
-    [property: Id(9)] int GlobalSamples = 0);
+    [property: Id(9)] int GlobalSamples = 0,
+    [property: Id(10)] int Worker = -1);
 
 /// <summary>Parameter server → worker: whether the chunk was new, and the step's apply report when this chunk completed the reduction tree (bsp).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.PushResult")]

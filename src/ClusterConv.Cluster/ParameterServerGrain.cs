@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using ClusterConv.Cluster.Telemetry;
 using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Optimizers;
@@ -71,15 +73,19 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private byte[]? prior;
     private long lastStep = -1;
     private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly string siloName;
 
     public ParameterServerGrain(
         [PersistentState("ps", StorageName)] IPersistentState<ParameterServerState> checkpoint,
         [PersistentState("handover", StorageName)] IPersistentState<ParameterServerState> handover,
-        [PersistentState("ps-previous", StorageName)] IPersistentState<ParameterServerState> previous)
+        [PersistentState("ps-previous", StorageName)] IPersistentState<ParameterServerState> previous,
+        ILocalSiloDetails silo)
     {
+        ArgumentNullException.ThrowIfNull(silo);
         this.checkpoint = checkpoint;
         this.handover = handover;
         this.previous = previous;
+        siloName = silo.Name;
     }
 
     /// <summary>
@@ -131,6 +137,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
         var (offset, count) = chunks[chunk];
         var bytes = chunks.Length == 1 ? bytesOfVersion : bytesOfVersion.AsSpan(offset * 4, count * 4).ToArray();
+        ClusterTelemetry.NetworkSent.Add(bytes.Length, NetworkTags(spec));
         return new WeightsChunk(at, offset, weights.Length, chunks.Length, bytes);
     }
 
@@ -176,6 +183,14 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             WireFormat.Decompress(chunk.Bytes, destination, chunk.Encoding);
         }
 
+        ClusterTelemetry.NetworkReceived.Add(chunk.Bytes.Length, NetworkTags(spec));
+        if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(destination))
+        {
+            // Refused: the chunk is not taken (the step cannot complete with it) and the job fails naming the worker.
+            node.Offsets.Remove(chunk.Offset);
+            throw RefuseNonFinite(spec, chunk);
+        }
+
         node.Received += chunk.Count;
         node.Samples = chunk.Samples;
         if (spec.Mode != ConsistencyMode.Bsp && node.Received == weights.Length)
@@ -198,6 +213,35 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         return Task.FromResult(new PushResult(true, ShardIndex, applied));
     }
+
+    private ArgumentException RefuseNonFinite(JobSpec jobSpec, GradientChunk chunk)
+    {
+        var message = $"training diverged: worker {chunk.Worker} pushed a non-finite gradient for step {chunk.Step} (parameter-server shard {ShardIndex} refused it); lower --lr";
+        using var span = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.PsAggregate);
+        if (span is not null)
+        {
+            span.SetTag(ClusterTelemetry.Attributes.Job, jobSpec.JobId)
+                .SetTag(ClusterTelemetry.Attributes.Step, chunk.Step)
+                .SetTag(ClusterTelemetry.Attributes.Shard, ShardIndex)
+                .SetTag(ClusterTelemetry.Attributes.Silo, siloName)
+                .SetStatus(ActivityStatusCode.Error, message);
+            span.AddEvent(new ActivityEvent(ClusterTelemetry.Events.NonFiniteGradient, tags: new ActivityTagsCollection
+            {
+                [ClusterTelemetry.Attributes.Worker] = chunk.Worker,
+                [ClusterTelemetry.Attributes.Step] = chunk.Step,
+                [ClusterTelemetry.Attributes.Shard] = ShardIndex,
+            }));
+        }
+
+        return new ArgumentException(message);
+    }
+
+    private TagList NetworkTags(JobSpec jobSpec) => new()
+    {
+        { ClusterTelemetry.Tags.Job, jobSpec.JobId },
+        { ClusterTelemetry.Tags.Silo, siloName },
+        { ClusterTelemetry.Tags.Role, ClusterTelemetry.Tags.RolePs },
+    };
 
     /// <summary>True when the complete nodes cover every micro-batch.</summary>
     private bool TreeComplete(Dictionary<TreeNode, PendingNode> nodes, int leaves)
@@ -245,18 +289,37 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         nodes ??= [];
         var complete = nodes.Where(n => n.Value.Received == weights.Length).ToDictionary(n => n.Key, n => n.Value.Values);
         var missing = 0;
-        var sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing, SumBuffer)
-            ?? new float[weights.Length];
-        if (missing > 0)
+        var clock = Stopwatch.StartNew();
+        float[] sum;
+        using (var aggregate = StartSpan(ClusterTelemetry.Spans.PsAggregate, order))
         {
-            // Backup workers: the mean over the samples present, not over the whole global batch.
-            var present = complete.Values.Count == 0 ? 0 : nodes.Where(n => n.Value.Received == weights.Length).Sum(n => n.Value.Samples);
-            var scale = present > 0 ? (float)order.GlobalSamples / present : 0f;
-            sum = (float[])sum.Clone();
-            System.Numerics.Tensors.TensorPrimitives.Multiply(sum, scale, sum);
+            sum = ReductionTree.Reduce(new TreeNode(0, order.Spec.MicroBatches), complete, weights.Length, order.AllowPartial, ref missing, SumBuffer)
+                ?? new float[weights.Length];
+            if (missing > 0)
+            {
+                // Backup workers: the mean over the samples present, not over the whole global batch.
+                var present = complete.Values.Count == 0 ? 0 : nodes.Where(n => n.Value.Received == weights.Length).Sum(n => n.Value.Samples);
+                var scale = present > 0 ? (float)order.GlobalSamples / present : 0f;
+                sum = (float[])sum.Clone();
+                System.Numerics.Tensors.TensorPrimitives.Multiply(sum, scale, sum);
+            }
+
+            aggregate?.SetTag(ClusterTelemetry.Attributes.Chunks, complete.Count).SetTag(ClusterTelemetry.Attributes.MissingNodes, missing);
         }
 
-        var rows = Update(sum, order.WithStats);
+        ClusterTelemetry.PsAggregateDuration.Record(clock.Elapsed.TotalSeconds, new TagList
+        {
+            { ClusterTelemetry.Tags.Job, order.Spec.JobId },
+            { ClusterTelemetry.Tags.Shard, ClusterTelemetry.FilterLabel(ShardIndex) },
+            { ClusterTelemetry.Tags.Silo, siloName },
+        });
+        RowSums[] rows;
+        using (var apply = StartSpan(ClusterTelemetry.Spans.PsApply, order))
+        {
+            rows = Update(sum, order.WithStats);
+            apply?.SetTag(ClusterTelemetry.Attributes.Version, version);
+        }
+
         foreach (var step in pending.Keys.Where(s => s < version).ToArray())
         {
             foreach (var node in pending[step].Values)
@@ -272,6 +335,13 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         lastStep = order.Step;
         return lastApplied;
     }
+
+    private Activity? StartSpan(string name, ApplyOrder order) => ClusterTelemetry.Source.StartActivity(name)
+        ?.SetTag(ClusterTelemetry.Attributes.Job, order.Spec.JobId)
+        .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
+        .SetTag(ClusterTelemetry.Attributes.Shard, ShardIndex)
+        .SetTag(ClusterTelemetry.Attributes.Silo, siloName)
+        .SetTag(ClusterTelemetry.Attributes.Statistics, order.WithStats);
 
     public async Task<bool> CheckpointAsync(JobSpec spec, long step)
     {

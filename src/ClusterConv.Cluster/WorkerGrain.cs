@@ -1,9 +1,11 @@
 using System.Diagnostics;
+using ClusterConv.Cluster.Telemetry;
 using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Engine.Statistics;
 using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
 
 namespace ClusterConv.Cluster;
 
@@ -48,13 +50,19 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private double runLossSum;
     private int runCorrect;
     private int runSamples;
+    private int[] kernelOffsets = [];
+    private FilterSeriesBudget? seriesBudget;
+    private string? countedJob;
 
     private readonly ILogger<WorkerGrain> logger;
+    private readonly string siloName;
 
-    public WorkerGrain(TrainingDataCache dataCache, ILogger<WorkerGrain> logger)
+    public WorkerGrain(TrainingDataCache dataCache, ILocalSiloDetails silo, ILogger<WorkerGrain> logger)
     {
+        ArgumentNullException.ThrowIfNull(silo);
         this.dataCache = dataCache;
         this.logger = logger;
+        siloName = silo.Name;
     }
 
     private int Index => (int)this.GetPrimaryKeyLong(out _);
@@ -62,55 +70,230 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public async Task<StepReport> ComputeStepAsync(StepOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
+        var received = Stopwatch.StartNew();
         await EnsureAsync(order.Spec);
-
-        // The weights of this step were usually requested right after the previous push (overlapping the job's
-        // turn-around); otherwise fetch them now.
-        (long Version, long Bytes) ahead = (-1, 0);
-        if (prefetch is { } pending)
+        var compute = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.WorkerCompute);
+        compute?.SetTag(ClusterTelemetry.Attributes.Job, order.Spec.JobId)
+            .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
+            .SetTag(ClusterTelemetry.Attributes.Worker, Index)
+            .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
+        try
         {
-            // Always let a prefetch finish (it writes into the weights buffer); a failed one is just not used.
-            prefetch = null;
-            try
+            // The weights of this step were usually requested right after the previous push (overlapping the job's
+            // turn-around); otherwise fetch them now.
+            (long Version, long Bytes) ahead = (-1, 0);
+            if (prefetch is { } pending)
             {
-                ahead = await pending;
+                // Always let a prefetch finish (it writes into the weights buffer); a failed one is just not used.
+                prefetch = null;
+                try
+                {
+                    ahead = await pending;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
+                    ahead = (-1, 0);
+                }
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
+
+            var (version, fetched) = prefetchVersion == order.Step && ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
+            prefetchVersion = -1;
+            if (version != order.Step)
             {
-                logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
-                ahead = (-1, 0);
+                (version, var again) = await FetchWeightsAsync(weights, -1);
+                fetched += again;
+            }
+
+            RecordNetwork(sent: 0, received: fetched);
+            if (version != order.Step)
+            {
+                // The parameter servers are not at this step: a shard came back from a checkpoint, or a step is missing.
+                compute?.SetTag(ClusterTelemetry.Attributes.Version, version).Dispose();
+                return new StepReport(order.Step, 0, 0, 0, EmptyCounts(), fetched, 0, version);
+            }
+
+            weightsVersion = version;
+            var clock = Stopwatch.StartNew();
+            var batch = plan!.BatchOf(order.Step);
+            var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
+            var globalSamples = plan.GlobalBatchSize(batch);
+            var (local, filters) = await Task.Run(() =>
+            {
+                var result = Compute(order.Step, 1f / globalSamples);
+                return (result, withStats ? LayerStatistics(result, globalSamples) : null);
+            });
+            var seconds = clock.Elapsed.TotalSeconds;
+            var workerTags = WorkerTags();
+            ClusterTelemetry.TrainSamples.Add(local.Samples, workerTags);
+            if (compute is not null)
+            {
+                compute.SetTag(ClusterTelemetry.Attributes.Samples, local.Samples)
+                    .SetTag(ClusterTelemetry.Attributes.Loss, local.LossSum / Math.Max(local.Samples, 1))
+                    .SetTag(ClusterTelemetry.Attributes.Statistics, withStats);
+                if (filters is not null)
+                {
+                    TagSpan(compute, filters, local.Counts);
+                }
+
+                compute.Dispose();
+            }
+
+            if (filters is not null)
+            {
+                RecordFilters(filters);
+            }
+
+            long pushed;
+            PushResult[] results;
+            using (var push = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.GradientPush))
+            {
+                push?.SetTag(ClusterTelemetry.Attributes.Job, order.Spec.JobId)
+                    .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
+                    .SetTag(ClusterTelemetry.Attributes.Worker, Index)
+                    .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
+                (pushed, results) = await PushAsync(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
+                push?.SetTag(ClusterTelemetry.Attributes.Bytes, pushed);
+            }
+
+            RecordNetwork(sent: pushed, received: 0);
+            if (order.Step + 1 < plan.TotalSteps)
+            {
+                prefetchVersion = order.Step + 1;
+                prefetch = FetchWeightsAsync(weights, order.Step + 1);
+            }
+
+            var share = new WorkerStep(Index, siloName, 0, received.Elapsed.TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
+            return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray(), share);
+        }
+        finally
+        {
+            // Stopped already on the normal path; this ends it when the step throws.
+            compute?.Dispose();
+        }
+    }
+
+    private TagList WorkerTags() => new()
+    {
+        { ClusterTelemetry.Tags.Job, spec!.JobId },
+        { ClusterTelemetry.Tags.Worker, ClusterTelemetry.FilterLabel(Index) },
+        { ClusterTelemetry.Tags.Silo, siloName },
+    };
+
+    private void RecordNetwork(long sent, long received)
+    {
+        var tags = new TagList
+        {
+            { ClusterTelemetry.Tags.Job, spec!.JobId },
+            { ClusterTelemetry.Tags.Silo, siloName },
+            { ClusterTelemetry.Tags.Role, ClusterTelemetry.Tags.RoleWorker },
+        };
+        if (sent > 0)
+        {
+            ClusterTelemetry.NetworkSent.Add(sent, tags);
+        }
+
+        if (received > 0)
+        {
+            ClusterTelemetry.NetworkReceived.Add(received, tags);
+        }
+    }
+
+    /// <summary>
+    /// Statistics steps only: per measured layer, the norm of each filter's row of this worker's mean local gradient
+    /// (its tree nodes summed, rescaled from 1/global batch to 1/its samples: the aggregated norm it would give alone),
+    /// of the weights it computed with, and the sparsity over its samples.
+    /// </summary>
+    private WorkerLayerStatistics[] LayerStatistics(LocalResult local, int globalSamples)
+    {
+        var scale = local.Samples > 0 ? (double)globalSamples / local.Samples : 0;
+        var result = new WorkerLayerStatistics[measured.Count];
+        var countOffset = 0;
+        for (var l = 0; l < measured.Count; l++)
+        {
+            var kernel = measured[l].Kernel;
+            var rows = kernel.Rows;
+            var range = (kernelOffsets[l], kernel.Length);
+            ReadOnlySpan<float> gradient;
+            if (local.Nodes.Count == 1)
+            {
+                gradient = local.Nodes.Values.First().AsSpan(range.Item1, range.Length);
+            }
+            else
+            {
+                var sum = new float[kernel.Length];
+                foreach (var node in local.Nodes.Values)
+                {
+                    System.Numerics.Tensors.TensorPrimitives.Add(sum, node.AsSpan(range.Item1, range.Length), sum);
+                }
+
+                gradient = sum;
+            }
+
+            var gradientNorm = new float[rows];
+            var weightNorm = new float[rows];
+            FilterKernels.ScaledRowNorms(gradient, rows, scale, gradientNorm);
+            FilterKernels.RowNorms(weights.AsSpan(range.Item1, range.Length), rows, weightNorm);
+            var total = local.Counts.Total[l];
+            var sparsity = new float[rows];
+            for (var k = 0; k < rows; k++)
+            {
+                // relu outputs are never negative: its exact zeros are everything not positive, as for the other activations.
+                sparsity[k] = total > 0 ? (float)((double)(total - local.Counts.Positive[countOffset + k]) / total) : 0f;
+            }
+
+            countOffset += rows;
+            result[l] = new WorkerLayerStatistics(measured[l].Layer.Name, gradientNorm, weightNorm, sparsity);
+        }
+
+        return result;
+    }
+
+    private void TagSpan(Activity span, WorkerLayerStatistics[] filters, ActivationCounts counts)
+    {
+        var countOffset = 0;
+        for (var l = 0; l < filters.Length; l++)
+        {
+            var layer = filters[l];
+            var rows = layer.GradientNorm.Length;
+            var silent = new List<int>();
+            for (var k = 0; k < rows; k++)
+            {
+                if (counts.Positive[countOffset + k] == 0)
+                {
+                    silent.Add(k);
+                }
+            }
+
+            countOffset += rows;
+            span.SetTag(ClusterTelemetry.Attributes.GradientNorm(layer.Layer), Array.ConvertAll(layer.GradientNorm, v => (double)v));
+            span.SetTag(ClusterTelemetry.Attributes.Sparsity(layer.Layer), Array.ConvertAll(layer.Sparsity, v => (double)v));
+            span.SetTag(ClusterTelemetry.Attributes.DeadFilters(layer.Layer), silent.ToArray());
+        }
+    }
+
+    private void RecordFilters(WorkerLayerStatistics[] filters)
+    {
+        var worker = ClusterTelemetry.FilterLabel(Index);
+        for (var l = 0; l < filters.Length; l++)
+        {
+            var layer = filters[l];
+            var allowed = seriesBudget!.Worker(Index, l);
+            for (var k = 0; k < allowed; k++)
+            {
+                var tags = new TagList
+                {
+                    { ClusterTelemetry.Tags.Job, spec!.JobId },
+                    { ClusterTelemetry.Tags.Worker, worker },
+                    { ClusterTelemetry.Tags.Silo, siloName },
+                    { ClusterTelemetry.Tags.Layer, layer.Layer },
+                    { ClusterTelemetry.Tags.Filter, ClusterTelemetry.FilterLabel(k) },
+                };
+                ClusterTelemetry.WorkerFilterGradientNorm.Record(layer.GradientNorm[k], tags);
+                ClusterTelemetry.WorkerFilterWeightNorm.Record(layer.WeightNorm[k], tags);
+                ClusterTelemetry.WorkerFilterSparsity.Record(layer.Sparsity[k], tags);
             }
         }
-
-        var (version, fetched) = prefetchVersion == order.Step && ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
-        prefetchVersion = -1;
-        if (version != order.Step)
-        {
-            (version, var again) = await FetchWeightsAsync(weights, -1);
-            fetched += again;
-        }
-
-        if (version != order.Step)
-        {
-            // The parameter servers are not at this step: a shard came back from a checkpoint, or a step is missing.
-            return new StepReport(order.Step, 0, 0, 0, EmptyCounts(), fetched, 0, version);
-        }
-
-        weightsVersion = version;
-        var clock = Stopwatch.StartNew();
-        var batch = plan!.BatchOf(order.Step);
-        var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
-        var globalSamples = plan.GlobalBatchSize(batch);
-        var local = await Task.Run(() => Compute(order.Step, 1f / globalSamples));
-        var seconds = clock.Elapsed.TotalSeconds;
-        var (pushed, results) = await PushAsync(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
-        if (order.Step + 1 < plan.TotalSteps)
-        {
-            prefetchVersion = order.Step + 1;
-            prefetch = FetchWeightsAsync(weights, order.Step + 1);
-        }
-
-        return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray());
     }
 
     public async Task<EvalReport> EvaluateAsync(EvalOrder order)
@@ -123,6 +306,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             throw new InvalidOperationException($"worker {Index}: evaluation expected weights version {order.Version}, the parameter servers hold {version}");
         }
 
+        RecordNetwork(sent: 0, received: fetched);
         var result = await Task.Run(() => Evaluate(order.Start, order.Count));
         return result with { BytesMoved = fetched };
     }
@@ -183,6 +367,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         stopRequested = true;
+        if (countedJob is not null)
+        {
+            ClusterTelemetry.CountWorker(countedJob, siloName, -1);
+            countedJob = null;
+        }
+
         pool?.Dispose();
         pool = null;
         return Task.CompletedTask;
@@ -194,6 +384,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         // Leave the starting request first: the loop runs between this grain's turns.
         await Task.Yield();
         var peers = Enumerable.Range(0, order.Spec.Workers).Where(w => w != Index).Select(w => GrainFactory.GetGrain<IWorkerGrain>(w, order.Spec.JobId)).ToArray();
+        var lastVersion = -1L;
         try
         {
             for (var round = order.FirstRound; round < order.Rounds && !stopRequested; round++)
@@ -225,10 +416,19 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     }
                 }
 
-                var (_, fetched) = await FetchWeightsAsync(weights, -1);
+                var (version, fetched) = await FetchWeightsAsync(weights, -1);
+                if (lastVersion >= 0)
+                {
+                    // Updates the other workers applied since this worker's previous pull (its own update excluded).
+                    ClusterTelemetry.Staleness.Record(Math.Max(0, version - lastVersion - 1), StalenessTags(order.Spec));
+                }
+
+                lastVersion = version;
                 var samples = OwnSamples(round);
                 var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples));
                 var (pushed, _) = await PushAsync(round, local.Nodes, local.NodeSamples, false, samples);
+                RecordNetwork(sent: pushed, received: fetched);
+                ClusterTelemetry.TrainSamples.Add(local.Samples, WorkerTags());
                 runBytes += fetched + pushed;
                 runLossSum += local.LossSum;
                 runCorrect += local.Correct;
@@ -242,6 +442,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             runError = e.Message;
         }
     }
+
+    private TagList StalenessTags(JobSpec jobSpec) => new()
+    {
+        { ClusterTelemetry.Tags.Job, jobSpec.JobId },
+        { ClusterTelemetry.Tags.Worker, ClusterTelemetry.FilterLabel(Index) },
+    };
 
     /// <summary>Rounds done, for a peer's staleness check (answers between the loop's turns).</summary>
     public Task<long> PeekRoundsAsync() => Task.FromResult(roundsDone);
@@ -309,7 +515,37 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         labels = new int[largest];
         dLogits = new float[largest * model.Classes];
         servers = Enumerable.Range(0, jobSpec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, jobSpec.JobId)).ToArray();
+        kernelOffsets = measured.Select(l => KernelOffset(model, l.Kernel)).ToArray();
+        seriesBudget = new FilterSeriesBudget(jobSpec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), jobSpec.Workers);
+        if (countedJob != jobSpec.JobId)
+        {
+            if (countedJob is not null)
+            {
+                ClusterTelemetry.CountWorker(countedJob, siloName, -1);
+            }
+
+            ClusterTelemetry.CountWorker(jobSpec.JobId, siloName, +1);
+            countedJob = jobSpec.JobId;
+        }
+
         spec = jobSpec;
+    }
+
+    /// <summary>Where a kernel starts in the trainable-parameter vector.</summary>
+    private static int KernelOffset(Model model, Parameter kernel)
+    {
+        var offset = 0;
+        foreach (var p in model.TrainableParameters)
+        {
+            if (ReferenceEquals(p, kernel))
+            {
+                return offset;
+            }
+
+            offset += p.Length;
+        }
+
+        throw new InvalidOperationException($"kernel {kernel.Name} is not a trainable parameter");
     }
 
     /// <summary>Pulls every shard's current weights into <paramref name="destination"/>; returns their version and the bytes moved.</summary>
@@ -470,7 +706,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                         var payload = WireBuffer(node, p, offset, count * 4);
                         System.Runtime.InteropServices.MemoryMarshal.AsBytes(run.Slice(offset, count)).CopyTo(payload);
                         bytes += payload.Length;
-                        calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples)));
+                        calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples, Index)));
                     }
 
                     continue;
@@ -495,7 +731,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 {
                     var payload = count == slice.Count ? encoded : encoded.AsSpan(offset * width, count * width).ToArray();
                     bytes += payload.Length;
-                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, nodeSamples[node], withStats, globalSamples)));
+                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, nodeSamples[node], withStats, globalSamples, Index)));
                 }
             }
         }

@@ -73,6 +73,34 @@ public class FilterKernelsTests
         Assert.Equal(MathF.Sqrt(2f), distances[1], 6);
         Assert.Equal(0f, distances[2]);
     }
+
+    [Fact]
+    public void Scaled_row_norms_scale_each_row_norm_and_equal_row_norms_at_scale_one()
+    {
+        var random = new DeterministicRandom(3);
+        var m = new float[4 * 37];
+        for (var i = 0; i < m.Length; i++)
+        {
+            m[i] = random.NextFloat() - 0.5f;
+        }
+
+        var plain = new float[4];
+        var same = new float[4];
+        var doubled = new float[4];
+        FilterKernels.RowNorms(m, 4, plain);
+        FilterKernels.ScaledRowNorms(m, 4, 1.0, same);
+        FilterKernels.ScaledRowNorms(m, 4, 2.0, doubled);
+        Assert.Equal(plain, same);
+        for (var r = 0; r < 4; r++)
+        {
+            Assert.Equal(2 * plain[r], doubled[r], 5);
+        }
+
+        float[] known = [3, 4, 0, 0];
+        var scaled = new float[2];
+        FilterKernels.ScaledRowNorms(known, 2, 0.5, scaled);
+        Assert.Equal([2.5f, 0f], scaled);
+    }
 }
 
 public class DeadFilterTrackerTests
@@ -87,6 +115,20 @@ public class DeadFilterTrackerTests
         tracker.Observe(12, [0, 5]);
         Assert.Equal([0], tracker.DeadFilters());
         Assert.Equal(10, tracker.DeadSince()[0]);
+    }
+
+    [Fact]
+    public void A_filter_is_reported_newly_dead_once_on_the_step_that_completes_its_window()
+    {
+        var tracker = new DeadFilterTracker(filters: 2, window: 2);
+        var newlyDead = new List<int>();
+        tracker.Observe(0, [0, 1], newlyDead);
+        Assert.Empty(newlyDead);
+        tracker.Observe(1, [0, 1], newlyDead);
+        Assert.Equal([0], newlyDead);
+        tracker.Observe(2, [0, 1], newlyDead);
+        Assert.Equal([0], newlyDead);
+        Assert.Equal(0, tracker.SilentSince(0));
     }
 
     [Fact]

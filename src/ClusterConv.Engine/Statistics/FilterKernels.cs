@@ -18,6 +18,21 @@ public static class FilterKernels
         }
     }
 
+    /// <summary>
+    /// L2 norm of each row of (scale · matrix), the norm taken in double and scaled before rounding to float:
+    /// with scale 1 the same numbers as <see cref="RowNorms"/>. Used to turn a gradient summed with one scale into
+    /// the norm it would have as a mean over fewer samples.
+    /// </summary>
+    public static void ScaledRowNorms(ReadOnlySpan<float> matrix, int rows, double scale, Span<float> norms)
+    {
+        var columns = CheckMatrix(matrix, rows, norms);
+        for (var r = 0; r < rows; r++)
+        {
+            var row = matrix.Slice(r * columns, columns);
+            norms[r] = (float)(Math.Sqrt(SumOfSquares(row)) * Math.Abs(scale));
+        }
+    }
+
     /// <summary>L2 norm of each row of (after − before).</summary>
     public static void RowDistances(ReadOnlySpan<float> after, ReadOnlySpan<float> before, int rows, Span<float> distances)
     {

@@ -232,7 +232,10 @@ public sealed class DeadFilterTracker
         this.window = window;
     }
 
-    public void Observe(long step, ReadOnlySpan<long> positivePerFilter)
+    public void Observe(long step, ReadOnlySpan<long> positivePerFilter) => Observe(step, positivePerFilter, null);
+
+    /// <summary>As <see cref="Observe(long, ReadOnlySpan{long})"/>, adding to <paramref name="newlyDead"/> the filters that became dead with this step.</summary>
+    public void Observe(long step, ReadOnlySpan<long> positivePerFilter, List<int>? newlyDead)
     {
         for (var k = 0; k < silentSteps.Length; k++)
         {
@@ -248,9 +251,16 @@ public sealed class DeadFilterTracker
                 }
 
                 silentSteps[k] = Math.Min(silentSteps[k] + 1, int.MaxValue - 1);
+                if (silentSteps[k] == window)
+                {
+                    newlyDead?.Add(k);
+                }
             }
         }
     }
+
+    /// <summary>Step from which filter <paramref name="filter"/> has been silent (meaningful while it is silent).</summary>
+    public long SilentSince(int filter) => silentSince[filter];
 
     public int[] DeadFilters()
     {
