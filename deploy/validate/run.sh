@@ -2,8 +2,8 @@
 # Offline validation of the deployment files (issue 5), run by ./test.sh. Needs no Docker engine,
 # Kubernetes cluster or collector: Debian's yamllint, docker-compose and promtool, kubectl's
 # kustomize, and the npm packages in package-lock.json (kubernetes-models, kubernetes-types,
-# typescript, yaml, dockerfile-utils). Prints one line per check and closes with
-# "deploy: N passed, N failed, N skipped".
+# typescript, yaml, dockerfile-utils, @grafana/schema, @prometheus-io/lezer-promql). Prints one line
+# per check and closes with "deploy: N passed, N failed, N skipped".
 #
 # The live test (the image's entry command starting a silo that joins a real Redis, see
 # live-silo.sh) needs the `silo` verb (issue 3) with --metrics-port, /healthz and the
@@ -82,6 +82,9 @@ node_check k8s check-k8s.mjs "${sets[@]}"
 node_check compose check-compose.mjs "$work/compose.yaml" "$work/base.yaml"
 node_check references check-references.mjs "$work/compose.yaml" "$work/base.yaml"
 node_check collector check-collector.mjs deploy/otel-collector/config.yaml k8s/base/otel-collector-config.yaml
+
+# --- Grafana dashboards ---------------------------------------------------------------------------
+node_check dashboards check-dashboards.mjs deploy/grafana/dashboards deploy/grafana/provisioning docs/TELEMETRY.md
 
 # --- image --------------------------------------------------------------------------------------
 dockerfile_rules() {
