@@ -287,7 +287,7 @@ public sealed class ClusterTrainer
         QuietLogging(builder.Logging);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         configureServices?.Invoke(builder.Services);
-        builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster).AddActivityPropagation());
+        builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster).AddClusterConvClient());
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
         try
