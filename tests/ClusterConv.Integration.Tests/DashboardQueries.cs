@@ -43,12 +43,22 @@ public static partial class DashboardQueries
         (JsonNode.Parse(File.ReadAllText(file))!["templating"]?["list"]?.AsArray() ?? []).Where(v => v is not null)!;
 
     /// <summary>
+    /// The "All" value of each multi-value variable that offers one (Grafana's default selection): its allValue, else ".*".
+    /// It stands for the variable where a query matches it as a regex (=~"$name").
+    /// </summary>
+    public static Dictionary<string, string> AllValues(string file) =>
+        Variables(file)
+            .Where(v => v["includeAll"]?.GetValue<bool>() == true && v["name"] is not null)
+            .ToDictionary(v => v["name"]!.GetValue<string>(), v => v["allValue"]?.GetValue<string>() is { Length: > 0 } a ? a : ".*");
+
+    /// <summary>
     /// A value for each variable: query variables take the first value Prometheus has (a preferred one when present, e.g.
     /// the run's job id), custom ones their first option, interval ones their first interval.
     /// </summary>
     public static async Task<Dictionary<string, string>> ResolveVariablesAsync(string file, PrometheusServer prometheus, IReadOnlyDictionary<string, string> preferred)
     {
         var values = new Dictionary<string, string>(BuiltIns);
+        var all = AllValues(file);
         foreach (var v in Variables(file))
         {
             var name = v["name"]?.GetValue<string>() ?? string.Empty;
@@ -56,7 +66,7 @@ public static partial class DashboardQueries
             string? value = null;
             if (type == "query" && QueryText(v["query"]) is { } q)
             {
-                var candidates = await EvaluateVariableAsync(Substitute(q, values), prometheus);
+                var candidates = await EvaluateVariableAsync(Substitute(q, values, all), prometheus);
                 value = preferred.TryGetValue(name, out var p) && candidates.Contains(p) ? p : candidates.FirstOrDefault();
             }
             else if (type is "custom" or "interval")
@@ -96,10 +106,16 @@ public static partial class DashboardQueries
         return status == "success" && series > 0 ? ["(result)"] : [];
     }
 
-    /// <summary>$name, ${name}, ${name:format} and [[name]] replaced by their values.</summary>
-    public static string Substitute(string expr, IReadOnlyDictionary<string, string> values)
+    /// <summary>$name, ${name}, ${name:format} and [[name]] replaced by their values; =~"$name" by the All value when there is one.</summary>
+    public static string Substitute(string expr, IReadOnlyDictionary<string, string> values, IReadOnlyDictionary<string, string> all)
     {
         ArgumentNullException.ThrowIfNull(values);
+        ArgumentNullException.ThrowIfNull(all);
+        expr = RegexMatchOfVariable().Replace(expr, m =>
+        {
+            var name = m.Groups["a"].Success ? m.Groups["a"].Value : m.Groups["b"].Value;
+            return all.TryGetValue(name, out var v) ? $"=~\"{v}\"" : m.Value;
+        });
         return VariableReference().Replace(expr, m =>
         {
             var name = m.Groups["a"].Success ? m.Groups["a"].Value : m.Groups["b"].Success ? m.Groups["b"].Value : m.Groups["c"].Value;
@@ -145,4 +161,7 @@ public static partial class DashboardQueries
 
     [GeneratedRegex(@"\$\{(?<a>[a-zA-Z_][a-zA-Z0-9_]*)(?::[^}]*)?\}|\[\[(?<b>[a-zA-Z_][a-zA-Z0-9_]*)(?::[^\]]*)?\]\]|\$(?<c>[a-zA-Z_][a-zA-Z0-9_]*)")]
     private static partial Regex VariableReference();
+
+    [GeneratedRegex(@"=~\s*""(?:\$\{(?<a>[a-zA-Z_][a-zA-Z0-9_]*)(?::[^}]*)?\}|\$(?<b>[a-zA-Z_][a-zA-Z0-9_]*))""")]
+    private static partial Regex RegexMatchOfVariable();
 }

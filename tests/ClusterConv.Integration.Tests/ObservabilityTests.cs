@@ -7,6 +7,9 @@ namespace ClusterConv.Integration.Tests;
 public sealed partial class ObservabilityTests
 {
     private const string JobId = "observed";
+
+    /// <summary>A second, ssp job at the same time: staleness and worker lag exist only in ssp and async.</summary>
+    private const string SspJobId = "observed-ssp";
     private const string SiloName = "silo-observed";
 
     /// <summary>Names of docs/TELEMETRY.md that a short bsp-free run need not produce: they count rare events.</summary>
@@ -24,6 +27,7 @@ public sealed partial class ObservabilityTests
         using var redis = ChildProcess.Start("redis-server", ["--port", redisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", password]);
         ChildProcess? silo = null;
         ChildProcess? train = null;
+        ChildProcess? trainSsp = null;
         PrometheusServer? prometheus = null;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         try
@@ -61,13 +65,23 @@ public sealed partial class ObservabilityTests
 
             var outDir = Path.Combine(directory, "run");
             var clock = Stopwatch.StartNew();
+            var clientEnvironment = new Dictionary<string, string> { ["CLUSTERCONV_REDIS_PASSWORD"] = password, ["NO_COLOR"] = "1" };
             train = ChildProcess.StartClusterConv(
                 ["train", "--cluster", $"redis://127.0.0.1:{redisPort}", "--data", "synthetic", "--train-limit", "1920", "--test-limit", "256", "--epochs", "2",
-                 "--batch-size", "32", "--workers", "2", "--micro-batches", "2", "--threads", "2", "--mode", "ssp:1", "--stats-every", "3", "--log-every", "10",
+                 "--batch-size", "32", "--workers", "2", "--micro-batches", "2", "--threads", "1", "--stats-every", "3", "--log-every", "10",
                  "--checkpoint-every", "20", "--job-id", JobId, "--out", outDir],
-                new Dictionary<string, string> { ["CLUSTERCONV_REDIS_PASSWORD"] = password, ["NO_COLOR"] = "1" });
-            Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(120)), $"train did not finish:\n{train.Output}\n{silo.Output}");
-            Assert.True(train.ExitCode == 0, $"train exited with {train.ExitCode}:\n{train.Output}\n{silo.Output}");
+                clientEnvironment);
+            trainSsp = ChildProcess.StartClusterConv(
+                ["train", "--cluster", $"redis://127.0.0.1:{redisPort}", "--data", "synthetic", "--train-limit", "640", "--test-limit", "128", "--epochs", "1",
+                 "--batch-size", "32", "--workers", "2", "--micro-batches", "2", "--threads", "1", "--mode", "ssp:1", "--stats-every", "5", "--log-every", "10",
+                 "--checkpoint-every", "0", "--job-id", SspJobId, "--out", outDir + "-ssp"],
+                clientEnvironment);
+            foreach (var client in new[] { train, trainSsp })
+            {
+                Assert.True(await client.WaitForExitAsync(TimeSpan.FromSeconds(120)), $"train did not finish:\n{client.Output}\n{silo.Output}");
+                Assert.True(client.ExitCode == 0, $"train exited with {client.ExitCode}:\n{client.Output}\n{silo.Output}");
+            }
+
             var trained = DateTimeOffset.UtcNow;
 
             // Scraped after the run ended: the silo's gauges stay until it stops.
@@ -100,10 +114,11 @@ public sealed partial class ObservabilityTests
             foreach (var dashboard in dashboards)
             {
                 var values = await DashboardQueries.ResolveVariablesAsync(dashboard, prometheus, preferred);
+                var all = DashboardQueries.AllValues(dashboard);
                 foreach (var query in DashboardQueries.Read(dashboard))
                 {
                     checkedQueries++;
-                    var expr = DashboardQueries.Substitute(query.Expr, values);
+                    var expr = DashboardQueries.Substitute(query.Expr, values, all);
                     if (query.IsVariable)
                     {
                         if ((await DashboardQueries.EvaluateVariableAsync(expr, prometheus)).Length == 0)
@@ -126,12 +141,13 @@ public sealed partial class ObservabilityTests
             Assert.True(failures.Count == 0, $"{failures.Count} of {checkedQueries} dashboard queries failed (variables: {string.Join(", ", (await DashboardQueries.ResolveVariablesAsync(dashboards[0], prometheus, preferred)).Where(kv => !kv.Key.StartsWith("__", StringComparison.Ordinal)))}):\n{string.Join("\n", failures)}");
 
             // The password is never printed, not even with ClusterConv's information logs on.
-            Assert.DoesNotContain(password, silo.Output + train.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(password, silo.Output + train.Output + trainSsp.Output, StringComparison.Ordinal);
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"the run took {clock.Elapsed}");
         }
         finally
         {
             train?.Dispose();
+            trainSsp?.Dispose();
             prometheus?.Dispose();
             silo?.Dispose();
             redis.Kill();

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
@@ -25,7 +26,6 @@ internal static class TelemetrySetup
 
     public static readonly string[] ActivitySources = ["ClusterConv", "Microsoft.Orleans.Application"];
 
-    private static readonly string[] PerFilterInstruments = ["clusterconv.filter.*", "clusterconv.worker.filter.*"];
 
     /// <summary>
     /// OTLP export of one signal ("METRICS" or "TRACES") is on when an OTLP endpoint is configured and OTEL_{signal}_EXPORTER
@@ -62,11 +62,7 @@ internal static class TelemetrySetup
         {
             otel.WithMetrics(metrics =>
             {
-                metrics.AddMeter(Meters);
-                foreach (var pattern in PerFilterInstruments)
-                {
-                    metrics.AddView(pattern, new MetricStreamConfiguration { CardinalityLimit = PerFilterCardinalityLimit });
-                }
+                metrics.AddMeter(Meters).AddView(ExportedStream);
 
                 if (prometheus)
                 {
@@ -85,6 +81,48 @@ internal static class TelemetrySetup
         {
             otel.WithTracing(tracing => tracing.AddSource(ActivitySources).AddOtlpExporter());
         }
+    }
+
+    /// <summary>
+    /// How a ClusterConv instrument is exported (one view: an instrument matching two would be exported twice). Per-filter
+    /// instruments get <see cref="PerFilterCardinalityLimit"/>. Gauges of unit "1" are exported as NAME_ratio: the
+    /// Prometheus exporter (1.20.1-beta.1) adds no unit suffix for "1", so the names docs/TELEMETRY.md promises
+    /// (clusterconv_test_accuracy_ratio) come from the stream name; the collector's Prometheus exporter does not add
+    /// "_ratio" twice, so OTLP gives the same names.
+    /// </summary>
+    public static MetricStreamConfiguration? ExportedStream(Instrument instrument)
+    {
+        ArgumentNullException.ThrowIfNull(instrument);
+        if (instrument.Meter.Name != Meters[0])
+        {
+            return null;
+        }
+
+        var perFilter = instrument.Name.StartsWith("clusterconv.filter.", StringComparison.Ordinal) || instrument.Name.StartsWith("clusterconv.worker.filter.", StringComparison.Ordinal);
+        var ratio = instrument.Unit == "1" && IsGauge(instrument) && !instrument.Name.EndsWith("_ratio", StringComparison.Ordinal);
+        if (!perFilter && !ratio)
+        {
+            return null;
+        }
+
+        var stream = new MetricStreamConfiguration();
+        if (ratio)
+        {
+            stream.Name = instrument.Name + "_ratio";
+        }
+
+        if (perFilter)
+        {
+            stream.CardinalityLimit = PerFilterCardinalityLimit;
+        }
+
+        return stream;
+    }
+
+    private static bool IsGauge(Instrument instrument)
+    {
+        var type = instrument.GetType();
+        return type.IsGenericType && (type.GetGenericTypeDefinition() == typeof(Gauge<>) || type.GetGenericTypeDefinition() == typeof(ObservableGauge<>));
     }
 
     /// <summary>
