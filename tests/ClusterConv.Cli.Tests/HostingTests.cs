@@ -42,7 +42,7 @@ public sealed class HostingTests
     [Fact]
     public void Every_password_in_a_message_is_masked()
     {
-        Assert.Equal("--cluster redis://h:1,PASSWORD=*** and h:2,password=***,ssl=true", RedisAddress.Mask("--cluster redis://h:1,PASSWORD=a and h:2,password=b,ssl=true"));
+        Assert.Equal("--cluster redis://h:1,password=*** and h:2,password=***,ssl=true", RedisAddress.Mask("--cluster redis://h:1,PASSWORD=a and h:2,password=b,ssl=true"));
     }
 
     [Fact]
