@@ -288,7 +288,7 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         EndEpochSpan();
-        span?.SetTag("clusterconv.phase", State.Phase.ToString());
+        span?.SetTag(ClusterTelemetry.Attributes.Phase, State.Phase.ToString());
 
         wall.Stop();
         State.WallSeconds = wall.Elapsed.TotalSeconds;
@@ -815,7 +815,7 @@ public sealed class JobGrain : Grain, IJobGrain
             await persisted.WriteStateAsync();
         }
 
-        span?.SetTag("clusterconv.saved", saved.All(s => s));
+        span?.SetTag(ClusterTelemetry.Attributes.Saved, saved.All(s => s));
         ClusterTelemetry.CheckpointDuration.Record(clock.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
     }
 

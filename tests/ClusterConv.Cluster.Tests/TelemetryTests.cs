@@ -4,10 +4,11 @@ using ClusterConv.Engine;
 using ClusterConv.Engine.Layers;
 using ClusterConv.Engine.Specs;
 using OpenTelemetry.Metrics;
+using Xunit.Abstractions;
 
 namespace ClusterConv.Cluster.Tests;
 
-public sealed class TelemetryTests(TelemetryFixture fixture) : IClassFixture<TelemetryFixture>
+public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper output) : IClassFixture<TelemetryFixture>
 {
     private static readonly string[] Layers = ["conv2d", "conv2d_1", "dense", "dense_1"];
 
@@ -214,6 +215,47 @@ public sealed class TelemetryTests(TelemetryFixture fixture) : IClassFixture<Tel
         // A finite chunk for the same step is still taken and applies it.
         var finite = chunk with { Bytes = WireFormat.ToBytes(new float[length]) };
         Assert.True((await server.PushAsync(spec, finite)).Applied!.Applied);
+    }
+
+    [Fact]
+    public async Task A_killed_silo_shows_as_a_restart_a_restored_checkpoint_and_a_rebalance()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        try
+        {
+            // No periodic checkpoints: the shard on the killed silo comes back at version 0, so the job must restore.
+            var spec = TestClusters.Spec("telemetry-kill", workers: 2, steps: 40) with { CheckpointEvery = 0, StatsEvery = 0 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var killed = false;
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
+            {
+                if (!killed && s.Step >= 5)
+                {
+                    killed = true;
+                    await cluster.KillSiloAsync(cluster.Silos[^1]);
+                }
+            });
+
+            Assert.True(killed, "the job ended before a silo was killed");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.True(fixture.Points("clusterconv.job.restarts", spec.JobId).Sum(p => p.Point.GetSumLong()) >= 1);
+            var spans = fixture.Spans(spec.JobId);
+            var events = spans.SelectMany(s => s.Events).ToArray();
+            Assert.Contains(events, e => e.Name == ClusterTelemetry.Events.CheckpointRestored);
+            var jobSpans = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.Job).ToArray();
+            output.WriteLine($"job spans {jobSpans.Length}; events: {string.Join(", ", events.Select(e => e.Name))}");
+            if (jobSpans.Length == 1)
+            {
+                // The job grain survived (it was on the other silo): it saw the silo set shrink.
+                Assert.Contains(jobSpans[0].Events, e => e.Name == ClusterTelemetry.Events.Rebalance && (int)e.Tags.First(t => t.Key == ClusterTelemetry.Attributes.Silos).Value! == 1);
+            }
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
     }
 
     private double[] Gauges(string name, string jobId, string layer) => ByFilter(fixture.Points(name, jobId).Where(p => p.Tags["layer"] == layer));

@@ -19,8 +19,8 @@ internal static class TelemetrySetup
 {
     public const string ServiceNameDefault = "clusterconv";
 
-    /// <summary>Per-filter instruments carry one series per (job, layer, filter[, worker]); the SDK's default of 2000 is too few.</summary>
-    public const int PerFilterCardinalityLimit = 10_000;
+    /// <summary>Per-filter instruments carry up to MaxFilterSeries (2048) series per job: eight jobs. The SDK default is 2000.</summary>
+    public const int PerFilterCardinalityLimit = 16_384;
 
     public static readonly string[] Meters = ["ClusterConv", "Microsoft.Orleans"];
 

@@ -83,6 +83,8 @@ public static class ClusterTelemetry
         public const string PsAggregate = "clusterconv.ps.aggregate";
         public const string PsApply = "clusterconv.ps.apply";
         public const string Checkpoint = "clusterconv.checkpoint";
+        public const string Saved = "clusterconv.saved";
+        public const string Phase = "clusterconv.phase";
         public const string Evaluate = "clusterconv.evaluate";
     }
 
@@ -124,6 +126,8 @@ public static class ClusterTelemetry
         public const string Filter = "clusterconv.filter";
         public const string DeadSince = "clusterconv.dead_since";
         public const string Checkpoint = "clusterconv.checkpoint";
+        public const string Saved = "clusterconv.saved";
+        public const string Phase = "clusterconv.phase";
         public const string Moved = "clusterconv.moved";
         public const string Silos = "clusterconv.silos";
         public const string Error = "clusterconv.error";
