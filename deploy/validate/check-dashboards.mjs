@@ -7,7 +7,8 @@
 //     are compared by their values (JSON has no enums). A self-test dashboard with a misspelled
 //     field must be rejected, or the check itself is broken. schemaVersion must be the package's;
 //  2. ids: panel ids unique within a dashboard (rows and their nested panels included), dashboard
-//     uids present, well-formed and unique across the files;
+//     uids present, well-formed and unique across the files; every panel with a title, a
+//     description and a unit; a repeated row or panel repeats by a defined multi-value variable;
 //  3. data sources: every data-source reference (panels, targets, variables, annotations, the
 //     Explore links' panes) names a uid the provisioning files define, with the same type;
 //  4. PromQL: every Prometheus expression (targets of panels and of nested row panels, query
@@ -90,7 +91,7 @@ const telemetry = new Map(); // series name -> labels allowed in matchers
 }
 
 // Orleans' own instruments (meter Microsoft.Orleans; names from Orleans' InstrumentNames, kinds and
-// units from its *Instruments classes, as in the 10.4.2 assemblies), in Prometheus naming: "-" and
+// units from its *Instruments classes, as in the 10.4.2 assemblies and a 10.4.2 silo's /metrics), in Prometheus naming: "-" and
 // "." become "_", the unit is appended (ms -> milliseconds, bytes -> bytes), counters get _total,
 // histograms are _bucket/_sum/_count, up-down counters and gauges keep the name.
 const orleansInstruments = [
@@ -119,6 +120,9 @@ const orleansInstruments = [
   ['orleans-grains', 'updowncounter', ''],
   ['orleans-system-targets', 'updowncounter', ''],
   ['orleans-catalog-activations', 'gauge', ''],
+  ['orleans-catalog-activation-working-set', 'gauge', ''],
+  ['orleans-consistent-ring-size', 'gauge', ''],
+  ['orleans-directory-ring-size', 'gauge', ''],
   ['orleans-catalog-activation-created', 'counter', ''],
   ['orleans-catalog-activation-destroyed', 'counter', ''],
   ['orleans-catalog-activation-latency', 'histogram', 'ms'],
@@ -382,11 +386,18 @@ for (const { file, d } of dashboards) {
       if (!['text'].includes(panel.type) && !panel.fieldConfig?.defaults?.unit) p.push(`panel ${panel.id} "${panel.title}" sets no unit`);
     }
   }
+  const variables = new Map((d.templating?.list || []).map(v => [v.name, v]));
+  for (const panel of allPanels(d)) {
+    if (!panel.repeat) continue;
+    const v = variables.get(panel.repeat);
+    if (!v) p.push(`panel ${panel.id} "${panel.title}" repeats by undefined variable ${panel.repeat}`);
+    else if (!v.multi && !v.includeAll) p.push(`panel ${panel.id} "${panel.title}" repeats by ${panel.repeat}, which allows neither several values nor All`);
+  }
   if (typeof d.uid !== 'string' || !/^[A-Za-z0-9_-]{1,40}$/.test(d.uid)) p.push(`uid ${JSON.stringify(d.uid)} is not 1-40 of [A-Za-z0-9_-]`);
   else if (uids.has(d.uid)) p.push(`uid ${d.uid} also used by ${uids.get(d.uid)}`);
   else uids.set(d.uid, file);
   if (d.id !== undefined && d.id !== null) p.push('a provisioned dashboard must not carry a numeric id');
-  result(`${file}: uid ${d.uid} unique; ${ids.size} panel ids unique; every panel has a title, description and unit`, p);
+  result(`${file}: uid ${d.uid} unique; ${ids.size} panel ids unique; every panel has a title, description and unit; repeats by multi-value variables`, p);
 }
 
 // --- 3. data sources ----------------------------------------------------------------------------
