@@ -30,6 +30,7 @@ public sealed partial class ObservabilityTests
         ChildProcess? trainSsp = null;
         PrometheusServer? prometheus = null;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        using var otlp = new OtlpReceiver();
         try
         {
             await ChildProcess.WaitForRedisAsync(redisPort, TimeSpan.FromSeconds(20), password);
@@ -42,6 +43,10 @@ public sealed partial class ObservabilityTests
                 {
                     ["OTEL_SERVICE_NAME"] = "clusterconv-silo",
                     ["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment=integration-test",
+                    ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.Endpoint,
+                    ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+                    ["OTEL_METRIC_EXPORT_INTERVAL"] = "1000",
+                    ["OTEL_BSP_SCHEDULE_DELAY"] = "500",
                     ["CLUSTERCONV_LOG_LEVEL"] = "Information",
                 });
 
@@ -139,6 +144,9 @@ public sealed partial class ObservabilityTests
 
             Assert.True(checkedQueries > 0, "the dashboards hold no PromQL");
             Assert.True(failures.Count == 0, $"{failures.Count} of {checkedQueries} dashboard queries failed (variables: {string.Join(", ", (await DashboardQueries.ResolveVariablesAsync(dashboards[0], prometheus, preferred)).Where(kv => !kv.Key.StartsWith("__", StringComparison.Ordinal)))}):\n{string.Join("\n", failures)}");
+
+            // OTLP as well, from the standard variables alone: metrics (under the documented names) and spans.
+            await WaitUntilAsync(() => Task.FromResult(otlp.Received("/v1/metrics", "clusterconv.test.accuracy_ratio") && otlp.Received("/v1/traces", "clusterconv.step")), TimeSpan.FromSeconds(10), () => otlp.Summary);
 
             // The password is never printed, not even with ClusterConv's information logs on.
             Assert.DoesNotContain(password, silo.Output + train.Output + trainSsp.Output, StringComparison.Ordinal);
