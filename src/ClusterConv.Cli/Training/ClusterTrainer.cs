@@ -287,7 +287,9 @@ public sealed class ClusterTrainer
         QuietLogging(builder.Logging);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         configureServices?.Invoke(builder.Services);
-        builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster).AddClusterConvClient());
+        // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
+        var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
+        builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
         try
