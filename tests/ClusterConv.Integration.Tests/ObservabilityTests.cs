@@ -79,13 +79,16 @@ public sealed partial class ObservabilityTests
             trainSsp = ChildProcess.StartClusterConv(
                 ["train", "--cluster", $"redis://127.0.0.1:{redisPort}", "--data", "synthetic", "--train-limit", "640", "--test-limit", "128", "--epochs", "1",
                  "--batch-size", "32", "--workers", "2", "--micro-batches", "2", "--threads", "1", "--mode", "ssp:1", "--stats-every", "5", "--log-every", "10",
-                 "--checkpoint-every", "0", "--job-id", SspJobId, "--out", outDir + "-ssp"],
+                 "--checkpoint-every", "0", "--job-id", SspJobId, "--out", outDir + "-ssp", "--metrics-port", "0"],
                 clientEnvironment);
             foreach (var client in new[] { train, trainSsp })
             {
                 Assert.True(await client.WaitForExitAsync(TimeSpan.FromSeconds(120)), $"train did not finish:\n{client.Output}\n{silo.Output}");
                 Assert.True(client.ExitCode == 0, $"train exited with {client.ExitCode}:\n{client.Output}\n{silo.Output}");
             }
+
+            // A client serves the endpoint too (--metrics-port on train --cluster).
+            Assert.Matches(MetricsLine(), trainSsp.Output);
 
             var trained = DateTimeOffset.UtcNow;
 
