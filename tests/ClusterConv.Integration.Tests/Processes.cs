@@ -85,6 +85,13 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>SIGTERM to this process only (a silo then leaves the cluster gracefully).</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL to this process only.</summary>
     public void Kill()
     {
