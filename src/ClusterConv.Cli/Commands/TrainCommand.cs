@@ -212,6 +212,12 @@ internal static class TrainCommand
         {
             if (settings.Workers == 0)
             {
+                if (metricsListen is not null)
+                {
+                    // The metrics come from the grains; the engine alone records none.
+                    console.MarkupLine("note: --metrics-port is ignored when training engine-only (--workers 0)");
+                }
+
                 result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data!, display).Run(metrics, cancellation, outDir));
             }
             else
