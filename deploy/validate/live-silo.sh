@@ -5,7 +5,8 @@
 # environment that `docker-compose config` resolves (the Kubernetes Deployment passes the same
 # arguments: check-compose.mjs compares them). Passes when the silo joins the membership in Redis,
 # serves /healthz (200, read by deploy/healthcheck.sh as the image's HEALTHCHECK does) and
-# /metrics, and leaves within the 45 s grace period with exit code 0 after SIGTERM.
+# /metrics (with service.instance.id = the silo name) and /livez, never prints the Redis password,
+# and leaves within the 45 s grace period with exit code 0 after SIGTERM.
 #
 # Only what cannot be the same outside a container differs: the Redis, silo, gateway and metrics
 # ports are free loopback ports; POD_IP is 127.0.0.1; CLUSTERCONV_REDIS points at the test's
@@ -125,7 +126,14 @@ if [ "${LIVE_SILO_SKIP_HTTP:-0}" != 1 ]; then
   metrics="$(exec 3<>"/dev/tcp/127.0.0.1/$metrics_port" && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3)"
   grep -q '^HTTP/1.. 200' <<<"$metrics" || fail "GET /metrics did not answer 200"
   grep -qE '^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [0-9.eE+-]+' <<<"$metrics" || fail "GET /metrics has no sample"
+  # service.instance.id is the silo name (--name $(POD_NAME)) although OTEL_RESOURCE_ATTRIBUTES is set.
+  grep -q '^target_info{.*service_instance_id="live-silo-test"' <<<"$metrics" || fail "target_info has no service_instance_id=\"live-silo-test\""
+  livez="$(exec 3<>"/dev/tcp/127.0.0.1/$metrics_port" && printf 'GET /livez HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3)"
+  grep -q '^HTTP/1.. 200' <<<"$livez" || fail "GET /livez did not answer 200"
 fi
+
+# The password reaches Redis but is never printed (the start-up line shows password=***).
+if grep -qF "$password" "$work/silo.log"; then fail "the silo printed the Redis password"; fi
 
 kill -TERM "$silo_pid"
 for _ in $(seq 45); do

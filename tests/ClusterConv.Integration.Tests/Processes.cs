@@ -85,6 +85,13 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>SIGTERM to this process only (a silo then leaves the cluster gracefully).</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL to this process only.</summary>
     public void Kill()
     {
@@ -115,8 +122,8 @@ public sealed class ChildProcess : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>True once a Redis server answers PING on the port.</summary>
-    public static async Task WaitForRedisAsync(int port, TimeSpan timeout)
+    /// <summary>True once a Redis server answers PING on the port (after AUTH when it has a password).</summary>
+    public static async Task WaitForRedisAsync(int port, TimeSpan timeout, string? password = null)
     {
         var clock = Stopwatch.StartNew();
         while (true)
@@ -126,10 +133,16 @@ public sealed class ChildProcess : IDisposable
                 using var client = new TcpClient();
                 await client.ConnectAsync(IPAddress.Loopback, port);
                 var stream = client.GetStream();
-                await stream.WriteAsync("PING\r\n"u8.ToArray());
-                var buffer = new byte[16];
-                var n = await stream.ReadAsync(buffer);
-                if (Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal))
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(password is null ? "PING\r\n" : $"AUTH {password}\r\nPING\r\n"));
+                var answer = string.Empty;
+                var buffer = new byte[64];
+                int n;
+                while (!answer.Contains("PONG", StringComparison.Ordinal) && !answer.Contains('-', StringComparison.Ordinal) && (n = await stream.ReadAsync(buffer)) > 0)
+                {
+                    answer += Encoding.ASCII.GetString(buffer, 0, n);
+                }
+
+                if (answer.Contains("+PONG", StringComparison.Ordinal))
                 {
                     return;
                 }

@@ -50,7 +50,7 @@ internal static class CommandRunner
         }
         catch (Exception ex) when (!verbose)
         {
-            Console.Error.WriteLine($"error: internal error ({ex.GetType().Name}): {ex.Message}. Run with --verbose for details.");
+            Console.Error.WriteLine($"error: internal error ({ex.GetType().Name}): {Hosting.RedisAddress.Mask(ex.Message)}. Run with --verbose for details.");
             return ExitCodes.InternalError;
         }
         finally
@@ -61,10 +61,11 @@ internal static class CommandRunner
 
     private static int Fail(Exception ex, int code, bool verbose)
     {
-        Console.Error.WriteLine($"error: {ex.Message}");
+        // A Redis address in a message may carry its password.
+        Console.Error.WriteLine($"error: {Hosting.RedisAddress.Mask(ex.Message)}");
         if (verbose)
         {
-            Console.Error.WriteLine(ex.ToString());
+            Console.Error.WriteLine(Hosting.RedisAddress.Mask(ex.ToString()));
         }
 
         return code;

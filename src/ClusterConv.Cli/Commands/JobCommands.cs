@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ClusterConv.Cli.Hosting;
 using ClusterConv.Cli.Output;
 using ClusterConv.Cli.Training;
 using ClusterConv.Cluster;
@@ -16,9 +17,10 @@ internal static class JobCommands
     {
         var job = new Argument<string?>("JOB") { Description = "Job id (default: every job).", Arity = ArgumentArity.ZeroOrOne };
         var cluster = ClusterOption();
+        var passwordFile = RedisAddress.PasswordFileOption();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("status", "Show the jobs of a cluster, or one job.") { job, cluster, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(parse.GetValue(cluster)!, async client =>
+        var command = new Command("status", "Show the jobs of a cluster, or one job.") { job, cluster, passwordFile, verbose };
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
         {
             var ids = parse.GetValue(job) is { } id ? [id] : await client.GetGrain<IJobRegistryGrain>(0).ListAsync();
             foreach (var jobId in ids)
@@ -41,10 +43,11 @@ internal static class JobCommands
     {
         var job = new Argument<string>("JOB") { Description = "Job id." };
         var cluster = ClusterOption();
+        var passwordFile = RedisAddress.PasswordFileOption();
         var outDir = new Option<string?>("--out") { Description = "Run folder to write (default: runs/JOB)." };
         var verbose = CommonOptions.Verbose();
-        var command = new Command("attach", "Follow a job's progress and write its run folder when it ends.") { job, cluster, outDir, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token => WithClient(parse.GetValue(cluster)!, async client =>
+        var command = new Command("attach", "Follow a job's progress and write its run folder when it ends.") { job, cluster, passwordFile, outDir, verbose };
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
         {
             var jobId = parse.GetValue(job)!;
             var grain = client.GetGrain<IJobGrain>(jobId);
@@ -67,9 +70,10 @@ internal static class JobCommands
     {
         var job = new Argument<string>("JOB") { Description = "Job id." };
         var cluster = ClusterOption();
+        var passwordFile = RedisAddress.PasswordFileOption();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("cancel", "Stop a job.") { job, cluster, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(parse.GetValue(cluster)!, async client =>
+        var command = new Command("cancel", "Stop a job.") { job, cluster, passwordFile, verbose };
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
         {
             var s = await client.GetGrain<IJobGrain>(parse.GetValue(job)!).CancelAsync();
             Console.WriteLine($"{s.JobId}: cancel requested at step {s.Step}/{s.TotalSteps}");
@@ -90,6 +94,9 @@ internal static class JobCommands
         });
         return cluster;
     }
+
+    private static string Address(string cluster, string? passwordFile) =>
+        RedisAddress.Resolve(cluster, passwordFile, Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable)).Connect;
 
     private static int WithClient(string cluster, Func<IClusterClient, Task<int>> body) => Task.Run(async () =>
     {

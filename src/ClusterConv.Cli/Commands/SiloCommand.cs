@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using ClusterConv.Cli.Hosting;
 using ClusterConv.Cli.Training;
 using ClusterConv.Cluster;
 using Microsoft.Extensions.Configuration;
@@ -14,7 +15,9 @@ internal static class SiloCommand
 {
     public static Command Create()
     {
-        var redis = new Option<string>("--redis") { Description = "HOST:PORT of the Redis server holding membership and checkpoints.", Required = true };
+        var redis = new Option<string>("--redis") { Description = "HOST:PORT (or redis://HOST:PORT, or a StackExchange.Redis configuration string) of the Redis server holding membership and checkpoints.", Required = true };
+        var passwordFile = RedisAddress.PasswordFileOption();
+        var (metricsPort, metricsHost) = MetricsListen.Options();
         var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic.", DefaultValueFactory = _ => 11111 };
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients connect to.", DefaultValueFactory = _ => 30000 };
         var name = new Option<string?>("--name") { Description = "Silo name (default: silo-PORT)." };
@@ -22,14 +25,18 @@ internal static class SiloCommand
         var verbose = CommonOptions.Verbose();
         var command = new Command("silo", "Run a silo of a Redis-clustered ClusterConv cluster until SIGTERM or Ctrl-C.")
         {
-            redis, siloPort, gatewayPort, name, advertise, verbose,
+            redis, passwordFile, siloPort, gatewayPort, name, advertise, metricsPort, metricsHost, verbose,
         };
         command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token =>
-            RunAsync(parse.GetValue(redis)!, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, token).GetAwaiter().GetResult()));
+        {
+            var address = RedisAddress.Resolve(parse.GetValue(redis)!, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable));
+            var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
+            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, token).GetAwaiter().GetResult();
+        }));
         return command;
     }
 
-    private static async Task<int> RunAsync(string redis, int siloPort, int gatewayPort, string? name, string advertise, CancellationToken cancellation)
+    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, CancellationToken cancellation)
     {
         if (!IPAddress.TryParse(advertise, out var address))
         {
@@ -40,6 +47,7 @@ internal static class SiloCommand
         var builder = Host.CreateApplicationBuilder();
         ClusterTrainer.QuietLogging(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        HostTelemetry.Add(builder.Services, metrics, new TelemetryIdentity(siloName, siloName, null), MetricsEndpoint.SiloHealth);
         builder.UseOrleans(silo =>
         {
             silo.Configure<EndpointOptions>(o =>
@@ -52,11 +60,11 @@ internal static class SiloCommand
 
             // Failure-detection timings from configuration, e.g. Orleans__Membership__ProbeTimeout=00:00:01 in the environment.
             silo.Services.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
-            silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis) });
+            silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis.Connect) });
         });
         using var host = builder.Build();
         await host.StartAsync(cancellation);
-        Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis}");
+        Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis.Display}");
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         using (cancellation.Register(lifetime.StopApplication))
         {

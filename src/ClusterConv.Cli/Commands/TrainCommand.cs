@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ClusterConv.Cli.Hosting;
 using ClusterConv.Cli.Output;
 using ClusterConv.Cli.Training;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Data;
 using ClusterConv.Engine.Checkpoints;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Spectre.Console;
 
 namespace ClusterConv.Cli.Commands;
@@ -87,6 +90,8 @@ internal static class TrainCommand
         });
         var resume = new Option<bool>("--resume") { Description = "Continue the job (same run folder or --job-id) from its last checkpoint." };
         var cluster = CommonOptions.Cluster("redis://HOST:PORT of a running cluster to submit to (default: an in-process silo).");
+        var passwordFile = RedisAddress.PasswordFileOption();
+        var (metricsPort, metricsHost) = MetricsListen.Options();
         var jobId = new Option<string?>("--job-id") { Description = "Job id (default: run folder name and seed)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the wire: none, fp16 or bf16 (with error feedback).", DefaultValueFactory = _ => defaults.Compression };
         compression.AcceptOnlyFromAmong("none", "fp16", "bf16");
@@ -96,7 +101,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a model and write a run folder.")
         {
             model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment,
-            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, jobId, compression, json, verbose,
+            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, metricsPort, metricsHost, json, verbose,
         };
         command.SetAction(parse =>
         {
@@ -131,12 +136,20 @@ internal static class TrainCommand
                 Compression = parse.GetValue(compression)!,
             };
             var asJson = parse.GetValue(json);
-            return CommandRunner.Run(parse.GetValue(verbose), token => Execute(settings, asJson, token));
+            var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
+            return CommandRunner.Run(parse.GetValue(verbose), token =>
+            {
+                // The client connects with the password; what is printed masks it (RedisAddress.Mask).
+                var connect = settings.Cluster is { } address
+                    ? settings with { Cluster = RedisAddress.Resolve(address, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable)).Connect }
+                    : settings;
+                return Execute(connect, asJson, token, metrics);
+            });
         });
         return command;
     }
 
-    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation)
+    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen = null)
     {
         var console = asJson ? CommandRunner.ErrorConsole() : AnsiConsole.Console;
         var spec = ModelCatalog.Resolve(settings.Model);
@@ -173,7 +186,7 @@ internal static class TrainCommand
         Directory.CreateDirectory(outDir);
         var where = settings.Workers == 0
             ? $"engine only, {settings.Threads} threads"
-            : $"{settings.Workers} workers ({settings.Mode}) on {(settings.Cluster ?? "an in-process silo")}, {settings.Threads} threads";
+            : $"{settings.Workers} workers ({settings.Mode}) on {(settings.Cluster is { } c ? RedisAddress.Mask(c) : "an in-process silo")}, {settings.Threads} threads";
         var source = data is null ? settings.Data : $"{data.Train.Name} ({data.Train.Count:N0} train, {data.Test.Count:N0} test) from {data.Source}";
         console.MarkupLineInterpolated($"training [bold]{spec.Name}[/] ({model.ParameterCount:N0} parameters) on [bold]{source}[/]; {where}; run folder {outDir}");
 
@@ -192,6 +205,12 @@ internal static class TrainCommand
         {
             if (settings.Workers == 0)
             {
+                if (metricsListen is not null)
+                {
+                    // The metrics come from the grains; the engine alone records none.
+                    console.MarkupLine("note: --metrics-port is ignored when training engine-only (--workers 0)");
+                }
+
                 result = TrainingDisplay.Run(console, display => new LocalTrainer(settings, model, data!, display).Run(metrics, cancellation, outDir));
             }
             else
@@ -199,6 +218,7 @@ internal static class TrainCommand
                 result = TrainingDisplay.Run(console, display =>
                 {
                     clusterTrainer = new ClusterTrainer(settings, model, data, display);
+                    clusterTrainer.ConfigureServices = TrainTelemetry(clusterTrainer.Spec(outDir).JobId, settings.Cluster is null, metricsListen);
                     return clusterTrainer.RunAsync(metrics, outDir, cancellation).GetAwaiter().GetResult();
                 });
             }
@@ -218,6 +238,18 @@ internal static class TrainCommand
 
         return ExitCodes.Success;
     }
+
+    /// <summary>Telemetry of the embedded silo ("train-JOB" is its name and service.instance.id) or of the client.</summary>
+    private static Action<IServiceCollection> TrainTelemetry(string jobId, bool embedded, MetricsListen? listen) => services =>
+    {
+        var instance = $"train-{jobId}";
+        if (embedded)
+        {
+            services.Configure<SiloOptions>(o => o.SiloName = instance);
+        }
+
+        HostTelemetry.Add(services, listen, new TelemetryIdentity(instance, embedded ? instance : null, jobId), embedded ? MetricsEndpoint.SiloHealth : MetricsEndpoint.ClientHealth);
+    };
 
     private static string DatasetName(string data) => data is DataSources.FashionMnistName or DataSources.SyntheticName ? data : Path.GetFullPath(data);
 

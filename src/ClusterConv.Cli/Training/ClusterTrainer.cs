@@ -36,6 +36,9 @@ public sealed class ClusterTrainer
         this.observer = observer;
     }
 
+    /// <summary>Adds telemetry and the metrics listener to the embedded silo's or the client's host (Hosting/HostTelemetry).</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; set; }
+
     /// <summary>What the cluster reported besides the engine's numbers (summary.json fields).</summary>
     public JobStatus? FinalStatus { get; private set; }
 
@@ -116,7 +119,7 @@ public sealed class ClusterTrainer
             throw new UserException(e.Message);
         }
 
-        using var host = settings.Cluster is null ? await StartEmbeddedSiloAsync(Path.Combine(outDir, "checkpoints")) : await StartClientAsync(settings.Cluster);
+        using var host = settings.Cluster is null ? await StartEmbeddedSiloAsync(Path.Combine(outDir, "checkpoints"), ConfigureServices) : await StartClientAsync(settings.Cluster, ConfigureServices);
         var client = host.Services.GetRequiredService<IClusterClient>();
         if (data is not null && settings.Cluster is null)
         {
@@ -333,11 +336,12 @@ public sealed class ClusterTrainer
     }
 
     /// <summary>A silo in this process on free loopback ports, with checkpoint files in the run folder.</summary>
-    public static async Task<IHost> StartEmbeddedSiloAsync(string checkpointDirectory)
+    public static async Task<IHost> StartEmbeddedSiloAsync(string checkpointDirectory, Action<IServiceCollection>? configureServices = null)
     {
         var builder = Host.CreateApplicationBuilder();
         QuietLogging(builder.Logging);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        configureServices?.Invoke(builder.Services);
         var siloPort = FreePort();
         var gatewayPort = FreePort();
         builder.UseOrleans(silo =>
@@ -351,13 +355,16 @@ public sealed class ClusterTrainer
     }
 
     /// <summary>A client of a Redis-clustered ClusterConv cluster.</summary>
-    public static async Task<IHost> StartClientAsync(string cluster)
+    public static async Task<IHost> StartClientAsync(string cluster, Action<IServiceCollection>? configureServices = null)
     {
         ArgumentNullException.ThrowIfNull(cluster);
         var builder = Host.CreateApplicationBuilder();
         QuietLogging(builder.Logging);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
-        builder.UseOrleansClient(client => client.UseClusterConvRedis(cluster));
+        configureServices?.Invoke(builder.Services);
+        // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
+        var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
+        builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
         try
