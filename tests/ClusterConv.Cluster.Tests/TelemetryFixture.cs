@@ -76,7 +76,7 @@ public sealed class TelemetryFixture : IAsyncLifetime
                         tags[tag.Key] = tag.Value?.ToString() ?? string.Empty;
                     }
 
-                    if (tags.GetValueOrDefault("job") == jobId)
+                    if (tags.GetValueOrDefault(ClusterTelemetry.Tags.Job) == jobId)
                     {
                         result.Add((tags, point));
                     }

@@ -118,7 +118,7 @@ public sealed partial class ObservabilityTests
             Assert.True(dashboards.Length > 0, "no dashboards under deploy/grafana/dashboards/*.json: nothing to check");
             var failures = new List<string>();
             var checkedQueries = 0;
-            var preferred = new Dictionary<string, string> { ["job"] = JobId, ["silo"] = SiloName, ["instance"] = SiloName };
+            var preferred = new Dictionary<string, string> { ["job_id"] = JobId, ["silo"] = SiloName, ["instance"] = SiloName };
             foreach (var dashboard in dashboards)
             {
                 var values = await DashboardQueries.ResolveVariablesAsync(dashboard, prometheus, preferred);

@@ -91,7 +91,7 @@ public static class ClusterTelemetry
     /// <summary>Metric label keys (Prometheus labels).</summary>
     public static class Tags
     {
-        public const string Job = "job";
+        public const string Job = "job_id";
         public const string Worker = "worker";
         public const string Silo = "silo";
         public const string Layer = "layer";
