@@ -111,7 +111,7 @@ internal static class ExperimentCommand
             throw new UserException("--activations: name at least one activation", ExitCodes.Usage);
         }
 
-        var baseSpec = ModelCatalog.Resolve(settings.Model);
+        var baseSpec = CommonOptions.ResolveModel(settings.Model);
         var outDir = Path.GetFullPath(settings.OutDir);
         Directory.CreateDirectory(outDir);
         var rows = new List<ActivationRow>();

@@ -365,19 +365,33 @@ public sealed class ClusterTrainer
         // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
         var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
         builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
+
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
         try
         {
-            await host.StartAsync();
+            // Bounded: StackExchange.Redis gives up on a closed port at once and on an unanswering host after its
+            // connect timeout (5 s), but a gateway that accepts and never answers would otherwise hold the verb forever.
+            await host.StartAsync().WaitAsync(ConnectTimeout);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             host.Dispose();
-            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F0} s: {e.Message}", ExitCodes.IoError);
+            var why = e is TimeoutException ? $"no answer within {ConnectTimeout.TotalSeconds:F0} s" : FirstSentences(e.GetBaseException().Message);
+            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F1} s: {why}", e, ExitCodes.IoError);
         }
 
         return host;
+    }
+
+    /// <summary>How long a client waits for the cluster before giving up with an error.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(20);
+
+    /// <summary>StackExchange.Redis' message without its advice on abortConnect, which is about its API, not the CLI.</summary>
+    private static string FirstSentences(string message)
+    {
+        var cut = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
+        return (cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ");
     }
 
     public static void QuietLogging(ILoggingBuilder logging)
@@ -388,6 +402,10 @@ public sealed class ClusterTrainer
         // CLUSTERCONV_LOG_LEVEL applies to ClusterConv's grains; Orleans itself only reports errors unless it asks for more.
         logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Trace);
         logging.AddFilter((category, l) => l >= (category?.StartsWith("ClusterConv", StringComparison.Ordinal) == true ? level : LogLevel.Error));
+
+        // A host that fails to start (port in use, Redis unreachable) logs the exception with its stack trace; the verb
+        // reports the same failure once, as one line (the trace with --verbose).
+        logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 

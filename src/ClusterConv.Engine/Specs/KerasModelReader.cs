@@ -15,6 +15,12 @@ public sealed record KerasReadOptions
     /// refused rather than trained differently without saying so. Constraints are refused either way.
     /// </summary>
     public bool IgnoreRegularizers { get; init; }
+
+    /// <summary>
+    /// Refuse a model with more parameters than this (null: no limit). A typo in a file (units: 1000000) would
+    /// otherwise allocate gigabytes on every worker before anything says why.
+    /// </summary>
+    public long? MaxParameters { get; init; }
 }
 
 /// <summary>A model with notes on anything read differently from Keras (empty when nothing was).</summary>
@@ -154,13 +160,20 @@ public static class KerasModelReader
 
             var name = modelName ?? Path.GetFileNameWithoutExtension(source);
             var model = new ModelSpec(name, input.Value, specs.AsReadOnly()) { DataFormat = _format };
+            long parameters;
             try
             {
                 _ = model.OutputShapes();
+                parameters = model.ParameterCount();
             }
             catch (ModelException e)
             {
                 throw new ModelException($"{source}: {e.Message}", e);
+            }
+
+            if (options.MaxParameters is { } max && parameters > max)
+            {
+                throw Fail("parameters", string.Create(CultureInfo.InvariantCulture, $"the model has {parameters:N0} parameters, more than the limit of {max:N0} (--max-parameters)"));
             }
 
             return new ModelImport(model, _notes.AsReadOnly());
