@@ -90,7 +90,7 @@ public static class KerasModelReader
             var where = e.LineNumber is { } line ? $" at line {line + 1}, byte {(e.BytePositionInLine ?? 0) + 1}" : "";
             var message = e.Message;
             var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
-            throw new ModelException($"{sourceName}: malformed JSON{where}: {(cut > 0 ? message[..cut] : message)}", e);
+            throw new ModelException($"{sourceName}: malformed JSON{where}: {(cut > 0 ? message[..cut] : message)}".ReplaceLineEndings("\\n"), e);
         }
 
         using (document)
@@ -837,9 +837,10 @@ public static class KerasModelReader
 
         private void Note(LayerRef layer, string field, string text) => _notes.Add($"layer '{layer.Name}' ({layer.Class}), {field}: {text}");
 
-        private ModelException Fail(LayerRef layer, string field, string problem) => new($"{source}: layer '{layer.Name}' ({layer.Class}), {field}: {problem}");
+        // Names come from the file and may hold line breaks; the error stays one line.
+        private ModelException Fail(LayerRef layer, string field, string problem) => new($"{source}: layer '{layer.Name}' ({layer.Class}), {field}: {problem}".ReplaceLineEndings("\\n"));
 
-        private ModelException Fail(string field, string problem) => new($"{source}: {field}: {problem}");
+        private ModelException Fail(string field, string problem) => new($"{source}: {field}: {problem}".ReplaceLineEndings("\\n"));
 
         private static string UnknownClass(string className) => className switch
         {
@@ -874,7 +875,8 @@ public static class KerasModelReader
                 return "nothing";
             }
 
-            var text = value.GetRawText();
+            // On one line, as the file has it when it is on one; a value spread over lines still gives a one-line message.
+            var text = string.Join(' ', value.GetRawText().Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             return text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 77), "...");
         }
     }
