@@ -53,6 +53,13 @@ public sealed partial class BadInputTests : IDisposable
         Assert.Contains("ClusterConv.Data.DataException", result.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void An_experiment_on_a_bad_data_folder_leaves_no_experiment_folder()
+    {
+        var result = CliRunner.Run("experiment", "activations", "--activations", "relu,tanh", "--data", DataFolder("label"), "--max-steps", "2", "--out", Out);
+        AssertRefused(result, ExitCodes.BadInput, "train-labels-idx1-ubyte: label 10 at index 3 is out of range 0..9");
+    }
+
     // ---- model files ----
 
     public static TheoryData<string, string> ModelCases => new()
