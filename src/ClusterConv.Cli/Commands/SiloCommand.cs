@@ -6,6 +6,7 @@ using ClusterConv.Cluster;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 
 namespace ClusterConv.Cli.Commands;
@@ -42,12 +43,12 @@ internal static class SiloCommand
         {
             var address = RedisAddress.Resolve(parse.GetValue(redis)!, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable));
             var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
-            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, token).GetAwaiter().GetResult();
+            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, parse.GetValue(verbose), token).GetAwaiter().GetResult();
         }));
         return command;
     }
 
-    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, CancellationToken cancellation)
+    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, bool verbose, CancellationToken cancellation)
     {
         if (!IPAddress.TryParse(advertise, out var address))
         {
@@ -60,6 +61,10 @@ internal static class SiloCommand
         var siloName = name ?? $"silo-{siloPort}";
         var builder = Host.CreateApplicationBuilder();
         ClusterTrainer.QuietLogging(builder.Logging);
+
+        // A silo that cannot start (Redis unreachable) is reported once, below; Orleans would log it with stack traces.
+        var started = false;
+        builder.Logging.AddFilter("Orleans", level => level >= LogLevel.Error && (Volatile.Read(ref started) || verbose));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         HostTelemetry.Add(builder.Services, metrics, new TelemetryIdentity(siloName, siloName, null), MetricsEndpoint.SiloHealth);
         builder.UseOrleans(silo =>
@@ -86,6 +91,14 @@ internal static class SiloCommand
             // Taken between the check above and the bind.
             throw new UserException($"--silo-port {siloPort} or --gateway-port {gatewayPort}: address {address} already in use", e, ExitCodes.IoError);
         }
+        catch (Exception e) when (e.GetBaseException().GetType().Name == "RedisConnectionException")
+        {
+            var message = e.GetBaseException().Message;
+            var cut = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
+            throw new UserException($"--redis {redis.Display}: could not connect: {(cut > 0 ? message[..cut] : message)}", e, ExitCodes.IoError);
+        }
+
+        Volatile.Write(ref started, true);
 
         Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis.Display}");
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
