@@ -364,6 +364,7 @@ public sealed class ClusterTrainer
         configureServices?.Invoke(builder.Services);
         // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
         var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
+        await ProbeRedisAsync(cluster, connect);
         builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
 
         var host = builder.Build();
@@ -383,6 +384,47 @@ public sealed class ClusterTrainer
 
         return host;
     }
+
+    /// <summary>
+    /// A TCP connect to Redis before Orleans starts: a closed port or a silent host is then one clear error in at most
+    /// <see cref="ProbeTimeout"/>, where the Orleans client's retries took 0 to 16 s depending on the machine's load.
+    /// </summary>
+    private static async Task ProbeRedisAsync(string cluster, string connect)
+    {
+        var clock = Stopwatch.StartNew();
+        var endpoints = StackExchange.Redis.ConfigurationOptions.Parse(ClusterHosting.RedisEndpoint(connect)).EndPoints;
+        var problems = new List<string>();
+        foreach (var endpoint in endpoints)
+        {
+            var (host, port) = endpoint switch
+            {
+                DnsEndPoint d => (d.Host, d.Port),
+                IPEndPoint i => (i.Address.ToString(), i.Port),
+                _ => (endpoint.ToString() ?? "?", 0),
+            };
+            port = port == 0 ? 6379 : port;
+            using var tcp = new TcpClient();
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            try
+            {
+                await tcp.ConnectAsync(host, port, timeout.Token);
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                problems.Add($"{host}:{port} did not answer within {ProbeTimeout.TotalSeconds:F0} s");
+            }
+            catch (SocketException e)
+            {
+                problems.Add($"{host}:{port}: {e.Message}");
+            }
+        }
+
+        throw new UserException($"--cluster {cluster}: cannot reach Redis after {clock.Elapsed.TotalSeconds:F1} s: {string.Join("; ", problems)}", ExitCodes.IoError);
+    }
+
+    /// <summary>How long the Redis probe waits for a TCP connection.</summary>
+    public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>How long a client waits for the cluster before giving up with an error.</summary>
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(20);
