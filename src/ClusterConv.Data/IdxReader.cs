@@ -196,9 +196,28 @@ public static class IdxReader
             throw new DataException(path, $"header says {what} ({bodyBytes + headerBytes} bytes), more than one array can hold");
         }
 
-        var body = GC.AllocateUninitializedArray<byte>((int)bodyBytes);
-        var got = Read(input, path, body);
-        if (got < body.Length)
+        // A header is 16 bytes anyone can get wrong: allocate what it declares only once the data is known to be
+        // there (an uncompressed file's length), or grow as it arrives (gzip), so a bad header cannot claim gigabytes.
+        var known = input is FileStream file ? file.Length - headerBytes : -1;
+        if (known >= 0 && known < bodyBytes)
+        {
+            throw new DataException(path, $"truncated: header says {what} ({bodyBytes + headerBytes} bytes) but {holds} {known + headerBytes}");
+        }
+
+        var body = GC.AllocateUninitializedArray<byte>((int)(known >= 0 ? bodyBytes : Math.Min(bodyBytes, 1 << 20)));
+        var got = 0;
+        while (true)
+        {
+            got += Read(input, path, body.AsSpan(got));
+            if (got < body.Length || body.Length == bodyBytes)
+            {
+                break;
+            }
+
+            Array.Resize(ref body, (int)Math.Min(bodyBytes, (long)body.Length * 2));
+        }
+
+        if (got < bodyBytes)
         {
             throw new DataException(path, $"truncated: header says {what} ({bodyBytes + headerBytes} bytes) but {holds} {got + headerBytes}");
         }
@@ -216,7 +235,29 @@ public static class IdxReader
             throw new DataException(path, $"{trailing} trailing bytes: header says {what} ({bodyBytes + headerBytes} bytes) but {holds} {bodyBytes + headerBytes + trailing}");
         }
 
+        CheckGzipTrailer(input, path, bodyBytes + headerBytes);
         return body;
+    }
+
+    /// <summary>
+    /// GZipStream ends quietly when the file stops inside the 8-byte trailer (CRC-32, size), so a file cut by a few
+    /// bytes would read as whole: the trailer's size field must match what was decompressed. Checking the last
+    /// member only, as gzip -l does; the MNIST files are single-member.
+    /// </summary>
+    private static void CheckGzipTrailer(Stream input, string path, long decompressed)
+    {
+        if (input is not GZipStream { BaseStream: FileStream file })
+        {
+            return;
+        }
+
+        Span<byte> size = stackalloc byte[4];
+        var length = file.Length;
+        var got = length >= 18 ? RandomAccess.Read(file.SafeFileHandle, size, length - 4) : 0;
+        if (got < 4 || BinaryPrimitives.ReadUInt32LittleEndian(size) != (uint)decompressed)
+        {
+            throw new DataException(path, $"corrupt gzip data: the file ends without a complete gzip trailer (truncated at byte {length}; {decompressed} bytes decompressed)");
+        }
     }
 
     /// <summary>Fills as much of <paramref name="buffer"/> as the stream holds; gzip and I/O failures become DataExceptions.</summary>

@@ -21,15 +21,16 @@ internal static class BenchCommand
         var batchSize = CommonOptions.Positive("--batch-size", "Samples per step.", 64);
         var threads = CommonOptions.Threads();
         var steps = CommonOptions.Positive("--steps", "Timed steps (after warm-up).", 30);
+        var maxParameters = CommonOptions.MaxParameters();
         var json = CommonOptions.Json("the measurements");
         var verbose = CommonOptions.Verbose();
         var command = new Command("bench", "Time a training step and each layer; compare with this machine's FMA peak.")
         {
-            model, batchSize, threads, steps, json, verbose,
+            model, batchSize, threads, steps, maxParameters, json, verbose,
         };
         command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ =>
         {
-            var result = Measure(ModelCatalog.Resolve(parse.GetValue(model)!), parse.GetValue(batchSize), parse.GetValue(threads), parse.GetValue(steps));
+            var result = Measure(CommonOptions.ResolveModel(parse.GetValue(model)!, parse.GetValue(maxParameters)), parse.GetValue(batchSize), parse.GetValue(threads), parse.GetValue(steps));
             if (parse.GetValue(json))
             {
                 Console.Out.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

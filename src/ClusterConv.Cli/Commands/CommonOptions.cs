@@ -46,6 +46,30 @@ internal static class CommonOptions
         return cluster;
     }
 
+    /// <summary>Default of --max-parameters: ten times the largest built-in model would still fit, a typo in a file would not.</summary>
+    public const long DefaultMaxParameters = 50_000_000;
+
+    public static Option<long> MaxParameters()
+    {
+        var option = new Option<long>("--max-parameters")
+        {
+            Description = $"Refuse a model with more parameters than this (default: {DefaultMaxParameters:N0}).",
+            DefaultValueFactory = _ => DefaultMaxParameters,
+        };
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<long>() <= 0)
+            {
+                r.AddError($"--max-parameters must be a positive integer, got {r.GetValueOrDefault<long>()}");
+            }
+        });
+        return option;
+    }
+
+    /// <summary>A built-in model or Keras file, refused when larger than <paramref name="maxParameters"/>.</summary>
+    public static Engine.Specs.ModelSpec ResolveModel(string nameOrPath, long maxParameters = DefaultMaxParameters) =>
+        Engine.Specs.ModelCatalog.Resolve(nameOrPath, new Engine.Specs.KerasReadOptions { MaxParameters = maxParameters });
+
     public static Option<bool> Json(string what) => new("--json") { Description = $"Print {what} as JSON on standard output." };
 
     public static Option<bool> Verbose() => new("--verbose") { Description = "Show stack traces on errors." };

@@ -111,8 +111,9 @@ internal static class ExperimentCommand
             throw new UserException("--activations: name at least one activation", ExitCodes.Usage);
         }
 
-        var baseSpec = ModelCatalog.Resolve(settings.Model);
+        var baseSpec = CommonOptions.ResolveModel(settings.Model);
         var outDir = Path.GetFullPath(settings.OutDir);
+        var experimentGuard = new RunFolderGuard(outDir);
         Directory.CreateDirectory(outDir);
         var rows = new List<ActivationRow>();
         foreach (var name in settings.Activations)
@@ -126,7 +127,22 @@ internal static class ExperimentCommand
             }
             else
             {
-                Train(settings, baseSpec.WithHiddenActivation(activation), name, runDir, console, cancellation);
+                // A run refused at start takes back its folder; runs finished before it stay.
+                var runGuard = new RunFolderGuard(runDir);
+                try
+                {
+                    Train(settings, baseSpec.WithHiddenActivation(activation), name, runDir, console, cancellation);
+                }
+                catch (Exception e) when (RunFolderGuard.IsRefusedAtStart(e))
+                {
+                    runGuard.Rollback();
+                    if (rows.Count == 0)
+                    {
+                        experimentGuard.Rollback();
+                    }
+
+                    throw;
+                }
             }
 
             rows.Add(ActivationComparison.Summarize(name, runDir));

@@ -6,6 +6,7 @@ using ClusterConv.Cluster;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 
 namespace ClusterConv.Cli.Commands;
@@ -20,6 +21,17 @@ internal static class SiloCommand
         var (metricsPort, metricsHost) = MetricsListen.Options();
         var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic.", DefaultValueFactory = _ => 11111 };
         var gatewayPort = new Option<int>("--gateway-port") { Description = "Port clients connect to.", DefaultValueFactory = _ => 30000 };
+        foreach (var port in new[] { siloPort, gatewayPort })
+        {
+            port.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<int>() is < 1 or > 65535)
+                {
+                    r.AddError($"{port.Name} must be a port number 1 to 65535, got {r.GetValueOrDefault<int>()}");
+                }
+            });
+        }
+
         var name = new Option<string?>("--name") { Description = "Silo name (default: silo-PORT)." };
         var advertise = new Option<string>("--advertise") { Description = "IP address other silos and clients reach this one at.", DefaultValueFactory = _ => "127.0.0.1" };
         var verbose = CommonOptions.Verbose();
@@ -31,21 +43,28 @@ internal static class SiloCommand
         {
             var address = RedisAddress.Resolve(parse.GetValue(redis)!, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable));
             var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
-            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, token).GetAwaiter().GetResult();
+            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, parse.GetValue(verbose), token).GetAwaiter().GetResult();
         }));
         return command;
     }
 
-    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, CancellationToken cancellation)
+    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, bool verbose, CancellationToken cancellation)
     {
         if (!IPAddress.TryParse(advertise, out var address))
         {
             throw new UserException($"--advertise must be an IP address, got '{advertise}'");
         }
 
+        // Orleans would fail deep in its start with a stack trace that names no port; say which one is taken.
+        EnsureFree(address, siloPort, "--silo-port");
+        EnsureFree(address, gatewayPort, "--gateway-port");
         var siloName = name ?? $"silo-{siloPort}";
         var builder = Host.CreateApplicationBuilder();
         ClusterTrainer.QuietLogging(builder.Logging);
+
+        // A silo that cannot start (Redis unreachable) is reported once, below; Orleans would log it with stack traces.
+        var started = false;
+        builder.Logging.AddFilter("Orleans", level => level >= LogLevel.Error && (Volatile.Read(ref started) || verbose));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         HostTelemetry.Add(builder.Services, metrics, new TelemetryIdentity(siloName, siloName, null), MetricsEndpoint.SiloHealth);
         builder.UseOrleans(silo =>
@@ -63,7 +82,24 @@ internal static class SiloCommand
             silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis.Connect) });
         });
         using var host = builder.Build();
-        await host.StartAsync(cancellation);
+        try
+        {
+            await host.StartAsync(cancellation);
+        }
+        catch (Microsoft.AspNetCore.Connections.AddressInUseException e)
+        {
+            // Taken between the check above and the bind.
+            throw new UserException($"--silo-port {siloPort} or --gateway-port {gatewayPort}: address {address} already in use", e, ExitCodes.IoError);
+        }
+        catch (Exception e) when (e.GetBaseException().GetType().Name == "RedisConnectionException")
+        {
+            var message = e.GetBaseException().Message;
+            var cut = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
+            throw new UserException($"--redis {redis.Display}: could not connect: {(cut > 0 ? message[..cut] : message)}", e, ExitCodes.IoError);
+        }
+
+        Volatile.Write(ref started, true);
+
         Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis.Display}");
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         using (cancellation.Register(lifetime.StopApplication))
@@ -76,5 +112,26 @@ internal static class SiloCommand
 
         Console.WriteLine($"silo {siloName} stopped");
         return ExitCodes.Success;
+    }
+
+    private static void EnsureFree(IPAddress address, int port, string option)
+    {
+        var probe = new System.Net.Sockets.TcpListener(address, port);
+        try
+        {
+            probe.Start();
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new UserException($"{option} {port}: {address}:{port} is already in use (another silo or program listens on it)", e, ExitCodes.IoError);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new UserException($"{option} {port}: cannot listen on {address}:{port}: {e.Message}", e, ExitCodes.IoError);
+        }
+        finally
+        {
+            probe.Stop();
+        }
     }
 }

@@ -95,13 +95,14 @@ internal static class TrainCommand
         var jobId = new Option<string?>("--job-id") { Description = "Job id (default: run folder name and seed)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the wire: none, fp16 or bf16 (with error feedback).", DefaultValueFactory = _ => defaults.Compression };
         compression.AcceptOnlyFromAmong("none", "fp16", "bf16");
+        var maxParameters = CommonOptions.MaxParameters();
         var json = CommonOptions.Json("summary.json");
         var verbose = CommonOptions.Verbose();
 
         var command = new Command("train", "Train a model and write a run folder.")
         {
             model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment,
-            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, metricsPort, metricsHost, json, verbose,
+            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, metricsPort, metricsHost, maxParameters, json, verbose,
         };
         command.SetAction(parse =>
         {
@@ -137,22 +138,23 @@ internal static class TrainCommand
             };
             var asJson = parse.GetValue(json);
             var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
+            var limit = parse.GetValue(maxParameters);
             return CommandRunner.Run(parse.GetValue(verbose), token =>
             {
                 // The client connects with the password; what is printed masks it (RedisAddress.Mask).
                 var connect = settings.Cluster is { } address
                     ? settings with { Cluster = RedisAddress.Resolve(address, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable)).Connect }
                     : settings;
-                return Execute(connect, asJson, token, metrics);
+                return Execute(connect, asJson, token, metrics, limit);
             });
         });
         return command;
     }
 
-    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen = null)
+    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen = null, long maxParameters = CommonOptions.DefaultMaxParameters)
     {
         var console = asJson ? CommandRunner.ErrorConsole() : AnsiConsole.Console;
-        var spec = ModelCatalog.Resolve(settings.Model);
+        var spec = CommonOptions.ResolveModel(settings.Model, maxParameters);
         var model = new Model(spec);
         if (model.ParameterCount != model.TrainableParameterCount && settings.Workers != 0)
         {
@@ -183,6 +185,34 @@ internal static class TrainCommand
         }
 
         var outDir = Path.GetFullPath(settings.OutDir);
+        if (settings.Workers != 0)
+        {
+            // The job's own checks, before anything is written: a refused job leaves no run folder behind.
+            try
+            {
+                Cluster.JobGrain.Validate(new ClusterTrainer(settings, model, data, NoDisplay.Instance).Spec(outDir));
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserException(e.Message, ExitCodes.Usage);
+            }
+        }
+
+        var guard = new RunFolderGuard(outDir);
+        try
+        {
+            return Run(settings, asJson, cancellation, metricsListen, console, spec, model, data, outDir);
+        }
+        catch (Exception e) when (RunFolderGuard.IsRefusedAtStart(e))
+        {
+            // E.g. an unreachable --cluster: what this run wrote (step-0.ckpt, metrics.jsonl) would look like a run.
+            guard.Rollback();
+            throw;
+        }
+    }
+
+    private static int Run(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen, IAnsiConsole console, ModelSpec spec, Model model, DataSplits? data, string outDir)
+    {
         Directory.CreateDirectory(outDir);
         var where = settings.Workers == 0
             ? $"engine only, {settings.Threads} threads"
@@ -237,6 +267,24 @@ internal static class TrainCommand
         }
 
         return ExitCodes.Success;
+    }
+
+    /// <summary>For building a job spec before training starts; nothing is shown.</summary>
+    private sealed class NoDisplay : ITrainingObserver
+    {
+        public static readonly NoDisplay Instance = new();
+
+        public void EpochStarted(int epoch, int epochs, long stepsInEpoch)
+        {
+        }
+
+        public void StepCompleted(int epoch, long stepInEpoch, double loss, double samplesPerSecond)
+        {
+        }
+
+        public void EpochCompleted(EpochResult result)
+        {
+        }
     }
 
     /// <summary>Telemetry of the embedded silo ("train-JOB" is its name and service.instance.id) or of the client.</summary>

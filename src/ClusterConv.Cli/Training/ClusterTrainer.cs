@@ -364,20 +364,76 @@ public sealed class ClusterTrainer
         configureServices?.Invoke(builder.Services);
         // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
         var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
+        await ProbeRedisAsync(cluster, connect);
         builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
+
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
         try
         {
-            await host.StartAsync();
+            // Bounded: StackExchange.Redis gives up on a closed port at once and on an unanswering host after its
+            // connect timeout (5 s), but a gateway that accepts and never answers would otherwise hold the verb forever.
+            await host.StartAsync().WaitAsync(ConnectTimeout);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             host.Dispose();
-            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F0} s: {e.Message}", ExitCodes.IoError);
+            var why = e is TimeoutException ? $"no answer within {ConnectTimeout.TotalSeconds:F0} s" : FirstSentences(e.GetBaseException().Message);
+            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F1} s: {why}", e, ExitCodes.IoError);
         }
 
         return host;
+    }
+
+    /// <summary>
+    /// A TCP connect to Redis before Orleans starts: a closed port or a silent host is then one clear error in at most
+    /// <see cref="ProbeTimeout"/>, where the Orleans client's retries took 0 to 16 s depending on the machine's load.
+    /// </summary>
+    private static async Task ProbeRedisAsync(string cluster, string connect)
+    {
+        var clock = Stopwatch.StartNew();
+        var endpoints = StackExchange.Redis.ConfigurationOptions.Parse(ClusterHosting.RedisEndpoint(connect)).EndPoints;
+        var problems = new List<string>();
+        foreach (var endpoint in endpoints)
+        {
+            var (host, port) = endpoint switch
+            {
+                DnsEndPoint d => (d.Host, d.Port),
+                IPEndPoint i => (i.Address.ToString(), i.Port),
+                _ => (endpoint.ToString() ?? "?", 0),
+            };
+            port = port == 0 ? 6379 : port;
+            using var tcp = new TcpClient();
+            using var timeout = new CancellationTokenSource(ProbeTimeout);
+            try
+            {
+                await tcp.ConnectAsync(host, port, timeout.Token);
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                problems.Add($"{host}:{port} did not answer within {ProbeTimeout.TotalSeconds:F0} s");
+            }
+            catch (SocketException e)
+            {
+                problems.Add($"{host}:{port}: {e.Message}");
+            }
+        }
+
+        throw new UserException($"--cluster {cluster}: cannot reach Redis after {clock.Elapsed.TotalSeconds:F1} s: {string.Join("; ", problems)}", ExitCodes.IoError);
+    }
+
+    /// <summary>How long the Redis probe waits for a TCP connection.</summary>
+    public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long a client waits for the cluster before giving up with an error.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(20);
+
+    /// <summary>StackExchange.Redis' message without its advice on abortConnect, which is about its API, not the CLI.</summary>
+    private static string FirstSentences(string message)
+    {
+        var cut = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
+        return (cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ");
     }
 
     public static void QuietLogging(ILoggingBuilder logging)
@@ -388,6 +444,10 @@ public sealed class ClusterTrainer
         // CLUSTERCONV_LOG_LEVEL applies to ClusterConv's grains; Orleans itself only reports errors unless it asks for more.
         logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Trace);
         logging.AddFilter((category, l) => l >= (category?.StartsWith("ClusterConv", StringComparison.Ordinal) == true ? level : LogLevel.Error));
+
+        // A host that fails to start (port in use, Redis unreachable) logs the exception with its stack trace; the verb
+        // reports the same failure once, as one line (the trace with --verbose).
+        logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 

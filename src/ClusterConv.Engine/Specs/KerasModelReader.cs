@@ -15,6 +15,12 @@ public sealed record KerasReadOptions
     /// refused rather than trained differently without saying so. Constraints are refused either way.
     /// </summary>
     public bool IgnoreRegularizers { get; init; }
+
+    /// <summary>
+    /// Refuse a model with more parameters than this (null: no limit). A typo in a file (units: 1000000) would
+    /// otherwise allocate gigabytes on every worker before anything says why.
+    /// </summary>
+    public long? MaxParameters { get; init; }
 }
 
 /// <summary>A model with notes on anything read differently from Keras (empty when nothing was).</summary>
@@ -84,7 +90,7 @@ public static class KerasModelReader
             var where = e.LineNumber is { } line ? $" at line {line + 1}, byte {(e.BytePositionInLine ?? 0) + 1}" : "";
             var message = e.Message;
             var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
-            throw new ModelException($"{sourceName}: malformed JSON{where}: {(cut > 0 ? message[..cut] : message)}", e);
+            throw new ModelException($"{sourceName}: malformed JSON{where}: {(cut > 0 ? message[..cut] : message)}".ReplaceLineEndings("\\n"), e);
         }
 
         using (document)
@@ -154,13 +160,20 @@ public static class KerasModelReader
 
             var name = modelName ?? Path.GetFileNameWithoutExtension(source);
             var model = new ModelSpec(name, input.Value, specs.AsReadOnly()) { DataFormat = _format };
+            long parameters;
             try
             {
                 _ = model.OutputShapes();
+                parameters = model.ParameterCount();
             }
             catch (ModelException e)
             {
                 throw new ModelException($"{source}: {e.Message}", e);
+            }
+
+            if (options.MaxParameters is { } max && parameters > max)
+            {
+                throw Fail("parameters", string.Create(CultureInfo.InvariantCulture, $"the model has {parameters:N0} parameters, more than the limit of {max:N0} (--max-parameters)"));
             }
 
             return new ModelImport(model, _notes.AsReadOnly());
@@ -824,9 +837,10 @@ public static class KerasModelReader
 
         private void Note(LayerRef layer, string field, string text) => _notes.Add($"layer '{layer.Name}' ({layer.Class}), {field}: {text}");
 
-        private ModelException Fail(LayerRef layer, string field, string problem) => new($"{source}: layer '{layer.Name}' ({layer.Class}), {field}: {problem}");
+        // Names come from the file and may hold line breaks; the error stays one line.
+        private ModelException Fail(LayerRef layer, string field, string problem) => new($"{source}: layer '{layer.Name}' ({layer.Class}), {field}: {problem}".ReplaceLineEndings("\\n"));
 
-        private ModelException Fail(string field, string problem) => new($"{source}: {field}: {problem}");
+        private ModelException Fail(string field, string problem) => new($"{source}: {field}: {problem}".ReplaceLineEndings("\\n"));
 
         private static string UnknownClass(string className) => className switch
         {
@@ -861,7 +875,8 @@ public static class KerasModelReader
                 return "nothing";
             }
 
-            var text = value.GetRawText();
+            // On one line, as the file has it when it is on one; a value spread over lines still gives a one-line message.
+            var text = string.Join(' ', value.GetRawText().Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             return text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 77), "...");
         }
     }

@@ -14,7 +14,9 @@ public static class ModelCatalog
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         if (BuiltInModels.TryGet(nameOrPath, out var builtIn))
         {
-            return new ModelImport(builtIn, []);
+            return options?.MaxParameters is { } max && builtIn.ParameterCount() > max
+                ? throw new ModelException(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"model {nameOrPath}: the model has {builtIn.ParameterCount():N0} parameters, more than the limit of {max:N0} (--max-parameters)"))
+                : new ModelImport(builtIn, []);
         }
 
         if (File.Exists(nameOrPath))
