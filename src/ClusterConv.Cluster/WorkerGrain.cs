@@ -107,7 +107,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var globalSamples = plan.GlobalBatchSize(batch);
             var (local, filters) = await Task.Run(() =>
             {
-                var result = Compute(order.Step, 1f / globalSamples);
+                var result = Compute(order.Step, 1f / globalSamples, countAll: withStats);
                 return (result, withStats ? LayerStatistics(result, globalSamples) : null);
             });
             var seconds = clock.Elapsed.TotalSeconds;
@@ -485,7 +485,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 lastVersion = version;
                 var samples = OwnSamples(round);
-                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples));
+                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false));
                 var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples);
                 await sent;
                 RecordNetwork(sent: pushed, received: fetched);
@@ -648,8 +648,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
     private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);
 
-    /// <summary>Forward and backward of each owned micro-batch of a step, then the tree nodes the slots cover.</summary>
-    private LocalResult Compute(long step, float gradientScale)
+    /// <summary>
+    /// Forward and backward of each owned micro-batch of a step, then the tree nodes the slots cover. Activation signs
+    /// are counted in full only when <paramref name="countAll"/> (statistics steps); otherwise Positive is how many
+    /// micro-batches each filter fired in and Zero stays 0: all the dead-filter check needs, as in engine-only training.
+    /// </summary>
+    private LocalResult Compute(long step, float gradientScale, bool countAll)
     {
         var m = model!;
         m.LoadParameters(weights, trainableOnly: true);
@@ -699,13 +703,25 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             {
                 var output = m.LayerOutput(measured[l].OutputIndex);
                 var p = new long[positive[l].Length];
-                FilterKernels.CountPositivePerChannel(output, p);
                 var plane = (long)output.N * output.H * output.W;
-                for (var k = 0; k < p.Length; k++)
+                if (!countAll)
                 {
-                    // Not positive = exactly zero after relu (the only activation this count is read for).
-                    positive[l][k] += p[k];
-                    zero[l][k] += plane - p[k];
+                    // Stops at each filter's first positive value.
+                    FilterKernels.AnyPositivePerChannel(output, p);
+                    for (var k = 0; k < p.Length; k++)
+                    {
+                        positive[l][k] += p[k];
+                    }
+                }
+                else
+                {
+                    FilterKernels.CountPositivePerChannel(output, p);
+                    for (var k = 0; k < p.Length; k++)
+                    {
+                        // Not positive = exactly zero after relu (the only activation this count is read for).
+                        positive[l][k] += p[k];
+                        zero[l][k] += plane - p[k];
+                    }
                 }
 
                 totals[l] += (long)output.N * output.H * output.W;
