@@ -27,6 +27,9 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     /// <summary>bsp: pulls weights version Step, computes the gradients of its micro-batches of step Step, pushes them.</summary>
     Task<StepReport> ComputeStepAsync(StepOrder order);
 
+    /// <summary>bsp, before the job's train clock runs: builds the worker's model and data shards and requests the weights of step Step.</summary>
+    Task PrepareAsync(StepOrder order);
+
     Task<EvalReport> EvaluateAsync(EvalOrder order);
 
     /// <summary>ssp and async: runs its own steps from FirstRound until Rounds are done, pushing each as it goes; returns at once.</summary>

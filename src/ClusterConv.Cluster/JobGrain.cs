@@ -359,6 +359,12 @@ public sealed class JobGrain : Grain, IJobGrain
             step = plan.TotalSteps;
         }
 
+        if (spec.Mode == ConsistencyMode.Bsp && step < plan.TotalSteps)
+        {
+            // Set-up outside the train clock, as engine-only training builds its model and batches before its clock.
+            await Task.WhenAll(workers.Select((w, i) => Retry(() => w.PrepareAsync(new StepOrder(spec, i, step)))));
+        }
+
         var epoch = plan.EpochOf(step);
         double lossSum = 0;
         long correct = 0, seen = 0;

@@ -97,7 +97,7 @@ public enum GradientCompression
 [GenerateSerializer, Immutable, Alias("clusterconv.StepOrder")]
 public sealed record StepOrder([property: Id(0)] JobSpec Spec, [property: Id(1)] int WorkerIndex, [property: Id(2)] long Step);
 
-/// <summary>Per-layer activation sign counts of a worker's micro-batches, summed, for sparsity and dead filters.</summary>
+/// <summary>Per-layer activation sign counts of a worker's micro-batches, summed, for sparsity and dead filters (off statistics steps Positive only says whether a filter fired: micro-batches with a positive value).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.ActivationCounts")]
 public sealed record ActivationCounts([property: Id(0)] long[] Positive, [property: Id(1)] long[] Zero, [property: Id(2)] long[] Total);
 

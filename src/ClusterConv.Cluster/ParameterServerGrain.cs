@@ -517,14 +517,23 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             var w = new double[s.Rows];
             var b = new double[s.Rows];
             var d = new double[s.Rows];
-            for (var i = s.Start; i < s.Start + s.Length; i++)
+            // Row by row (no division per element), each row summed in the same order as element by element.
+            var end = s.Start + s.Length;
+            for (var i = s.Start; i < end;)
             {
                 var row = (i - s.ParameterStart) / rowLength;
-                g[row] += (double)gradient[i] * gradient[i];
-                w[row] += (double)weights[i] * weights[i];
-                b[row] += (double)before[i] * before[i];
-                var delta = (double)weights[i] - before[i];
-                d[row] += delta * delta;
+                var rowEnd = Math.Min(end, s.ParameterStart + ((row + 1) * rowLength));
+                double gs = g[row], ws = w[row], bs = b[row], ds = d[row];
+                for (; i < rowEnd; i++)
+                {
+                    gs += (double)gradient[i] * gradient[i];
+                    ws += (double)weights[i] * weights[i];
+                    bs += (double)before[i] * before[i];
+                    var delta = (double)weights[i] - before[i];
+                    ds += delta * delta;
+                }
+
+                (g[row], w[row], b[row], d[row]) = (gs, ws, bs, ds);
             }
 
             result.Add(new RowSums(s.Parameter, g, w, b, d));

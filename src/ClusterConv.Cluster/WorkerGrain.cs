@@ -30,6 +30,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private Dictionary<int, int[]> shardOrders = [];
     private int ordersEpoch = -1;
     private float[] weights = [];
+
+    // The buffer a prefetch fills; swapped with weights when the step it was for comes.
+    private float[] spare = [];
     private long weightsVersion = -1;
     private float[] evalWeights = [];
     private Dictionary<TreeNode, float[]> leaves = [];
@@ -79,26 +82,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
         try
         {
-            // The weights of this step were usually requested right after the previous push (overlapping the job's
-            // turn-around); otherwise fetch them now.
-            (long Version, long Bytes) ahead = (-1, 0);
-            if (prefetch is { } pending)
-            {
-                // Always let a prefetch finish (it writes into the weights buffer); a failed one is just not used.
-                prefetch = null;
-                try
-                {
-                    ahead = await pending;
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
-                    ahead = (-1, 0);
-                }
-            }
-
-            var (version, fetched) = prefetchVersion == order.Step && ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
-            prefetchVersion = -1;
+            // The weights of this step were usually requested with the previous push (overlapping the job's
+            // turn-around) or by PrepareAsync; otherwise fetch them now.
+            var ahead = await TakePrefetchAsync(order.Step);
+            var (version, fetched) = ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
             if (version != order.Step)
             {
                 (version, var again) = await FetchWeightsAsync(weights, -1);
@@ -120,7 +107,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var globalSamples = plan.GlobalBatchSize(batch);
             var (local, filters) = await Task.Run(() =>
             {
-                var result = Compute(order.Step, 1f / globalSamples);
+                var result = Compute(order.Step, 1f / globalSamples, countAll: withStats);
                 return (result, withStats ? LayerStatistics(result, globalSamples) : null);
             });
             var seconds = clock.Elapsed.TotalSeconds;
@@ -152,16 +139,20 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
                     .SetTag(ClusterTelemetry.Attributes.Worker, Index)
                     .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
-                (pushed, results) = await PushAsync(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
+                (pushed, var sent) = Push(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
+
+                // Ask for the next step's weights now: the shards answer as soon as they have applied this step, while
+                // this worker's report travels to the job and the job's next order comes back.
+                if (order.Step + 1 < plan.TotalSteps)
+                {
+                    StartPrefetch(order.Step + 1);
+                }
+
+                results = await sent;
                 push?.SetTag(ClusterTelemetry.Attributes.Bytes, pushed);
             }
 
             RecordNetwork(sent: pushed, received: 0);
-            if (order.Step + 1 < plan.TotalSteps)
-            {
-                prefetchVersion = order.Step + 1;
-                prefetch = FetchWeightsAsync(weights, order.Step + 1);
-            }
 
             var share = new WorkerStep(Index, siloName, 0, received.Elapsed.TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
             return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray(), share);
@@ -274,6 +265,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
     private void RecordFilters(WorkerLayerStatistics[] filters)
     {
+        if (!ClusterTelemetry.WorkerFilterGradientNorm.Enabled && !ClusterTelemetry.WorkerFilterWeightNorm.Enabled && !ClusterTelemetry.WorkerFilterSparsity.Enabled)
+        {
+            // No listener: skip building a tag list per filter.
+            return;
+        }
+
         var worker = ClusterTelemetry.FilterLabel(Index);
         for (var l = 0; l < filters.Length; l++)
         {
@@ -294,6 +291,69 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 ClusterTelemetry.WorkerFilterSparsity.Record(layer.Sparsity[k], tags);
             }
         }
+    }
+
+    public async Task PrepareAsync(StepOrder order)
+    {
+        ArgumentNullException.ThrowIfNull(order);
+        await EnsureAsync(order.Spec);
+        if (order.Step < plan!.TotalSteps && (prefetch is null || prefetchVersion != order.Step))
+        {
+            StartPrefetch(order.Step);
+        }
+    }
+
+    /// <summary>Requests the weights of <paramref name="step"/> into the spare buffer; a prefetch still running for another step is abandoned.</summary>
+    private void StartPrefetch(long step)
+    {
+        Abandon();
+        prefetchVersion = step;
+        prefetch = FetchWeightsAsync(spare, step);
+    }
+
+    /// <summary>
+    /// The prefetched weights of <paramref name="step"/>, swapped into the weights buffer; version −1 when there are
+    /// none (no prefetch, one for another step, or one that failed).
+    /// </summary>
+    private async Task<(long Version, long Bytes)> TakePrefetchAsync(long step)
+    {
+        if (prefetch is not { } pending || prefetchVersion != step)
+        {
+            Abandon();
+            return (-1, 0);
+        }
+
+        prefetch = null;
+        prefetchVersion = -1;
+        try
+        {
+            var ahead = await pending;
+            (weights, spare) = (spare, weights);
+            return ahead;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
+            return (-1, 0);
+        }
+    }
+
+    /// <summary>Leaves a running prefetch to finish on its own: it keeps its buffer, the next one gets a new one.</summary>
+    private void Abandon()
+    {
+        if (prefetch is not { } pending)
+        {
+            return;
+        }
+
+        prefetch = null;
+        prefetchVersion = -1;
+        if (!pending.IsCompleted)
+        {
+            spare = new float[spare.Length];
+        }
+
+        _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     public async Task<EvalReport> EvaluateAsync(EvalOrder order)
@@ -425,8 +485,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 lastVersion = version;
                 var samples = OwnSamples(round);
-                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples));
-                var (pushed, _) = await PushAsync(round, local.Nodes, local.NodeSamples, false, samples);
+                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false));
+                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples);
+                await sent;
                 RecordNetwork(sent: pushed, received: fetched);
                 ClusterTelemetry.TrainSamples.Add(local.Samples, WorkerTags());
                 runBytes += fetched + pushed;
@@ -504,7 +565,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         testAssembler = new BatchAssembler(data.Test, Normalization.Scale);
         shardOrders = [];
         ordersEpoch = -1;
+        Abandon();
         weights = new float[model.TrainableParameterCount];
+        spare = new float[model.TrainableParameterCount];
         evalWeights = new float[model.TrainableParameterCount];
         weightsVersion = -1;
         residuals = [];
@@ -585,8 +648,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
     private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);
 
-    /// <summary>Forward and backward of each owned micro-batch of a step, then the tree nodes the slots cover.</summary>
-    private LocalResult Compute(long step, float gradientScale)
+    /// <summary>
+    /// Forward and backward of each owned micro-batch of a step, then the tree nodes the slots cover. Activation signs
+    /// are counted in full only when <paramref name="countAll"/> (statistics steps); otherwise Positive is how many
+    /// micro-batches each filter fired in and Zero stays 0: all the dead-filter check needs, as in engine-only training.
+    /// </summary>
+    private LocalResult Compute(long step, float gradientScale, bool countAll)
     {
         var m = model!;
         m.LoadParameters(weights, trainableOnly: true);
@@ -636,13 +703,25 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             {
                 var output = m.LayerOutput(measured[l].OutputIndex);
                 var p = new long[positive[l].Length];
-                FilterKernels.CountPositivePerChannel(output, p);
                 var plane = (long)output.N * output.H * output.W;
-                for (var k = 0; k < p.Length; k++)
+                if (!countAll)
                 {
-                    // Not positive = exactly zero after relu (the only activation this count is read for).
-                    positive[l][k] += p[k];
-                    zero[l][k] += plane - p[k];
+                    // Stops at each filter's first positive value.
+                    FilterKernels.AnyPositivePerChannel(output, p);
+                    for (var k = 0; k < p.Length; k++)
+                    {
+                        positive[l][k] += p[k];
+                    }
+                }
+                else
+                {
+                    FilterKernels.CountPositivePerChannel(output, p);
+                    for (var k = 0; k < p.Length; k++)
+                    {
+                        // Not positive = exactly zero after relu (the only activation this count is read for).
+                        positive[l][k] += p[k];
+                        zero[l][k] += plane - p[k];
+                    }
                 }
 
                 totals[l] += (long)output.N * output.H * output.W;
@@ -686,8 +765,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return buffer;
     }
 
-    /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved.</summary>
-    private async Task<(long Bytes, PushResult[] Results)> PushAsync(long step, Dictionary<TreeNode, float[]> nodes, Dictionary<TreeNode, int> nodeSamples, bool withStats, int globalSamples)
+    /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved and the calls' results to come.</summary>
+    private (long Bytes, Task<PushResult[]> Results) Push(long step, Dictionary<TreeNode, float[]> nodes, Dictionary<TreeNode, int> nodeSamples, bool withStats, int globalSamples)
     {
         var jobSpec = spec!;
         var calls = new List<Task<PushResult>>();
@@ -736,8 +815,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             }
         }
 
-        var results = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(20));
-        return (bytes, results);
+        return (bytes, Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(20)));
     }
 
     private EvalReport Evaluate(int start, int count)
