@@ -19,14 +19,10 @@ var parse = root.Parse(args);
 var parseError = parse.Action as System.CommandLine.Invocation.ParseErrorAction;
 if (parseError is not null)
 {
-    // A bad option gets its error and a pointer to --help, not the whole help text.
+    // A bad option gets its one error line, not the whole help text (--help shows that).
     parseError.ShowHelp = false;
 }
 
 var exit = parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-if (parseError is not null)
-{
-    Console.Error.WriteLine($"see: clusterconv {(parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ")}--help");
-}
 
 return exit;

@@ -18,6 +18,12 @@ public interface IJobGrain : IGrainWithStringKey
 
     /// <summary>The spec the job runs with (null before it started), for a client that attaches later.</summary>
     Task<JobSpec?> GetSpecAsync();
+
+    /// <summary>
+    /// bsp: the trainable weights (little-endian float32) after <paramref name="step"/> steps, if this activation kept
+    /// them: at each epoch's end and, when no epoch ends inside the run, at half the steps. Null otherwise.
+    /// </summary>
+    Task<byte[]?> GetSnapshotAsync(long step);
 }
 
 /// <summary>A worker of a job, keyed by (worker index, job id): owns micro-batch slots and their data shards.</summary>

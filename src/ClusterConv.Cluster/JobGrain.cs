@@ -69,6 +69,10 @@ public sealed class JobGrain : Grain, IJobGrain
     private readonly TrainingDataCache dataCache;
     private readonly ILogger<JobGrain> logger;
     private readonly List<JobEvent> events = [];
+
+    // Weights at epoch ends (and mid-run) for clients to save; read while the job waits, so they are exact. The last few only.
+    private readonly SortedDictionary<long, byte[]> snapshots = [];
+    private const int SnapshotsKept = 4;
     private readonly Stopwatch wall = new();
     private readonly Stopwatch trainClock = new();
     private string incarnation = Guid.NewGuid().ToString("N");
@@ -168,6 +172,18 @@ public sealed class JobGrain : Grain, IJobGrain
     public Task<JobStatus> GetStatusAsync() => Task.FromResult(Status());
 
     public Task<JobSpec?> GetSpecAsync() => Task.FromResult(State.Spec);
+
+    public Task<byte[]?> GetSnapshotAsync(long step) => Task.FromResult(snapshots.GetValueOrDefault(step));
+
+    private async Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int trainableCount, long step)
+    {
+        var weights = await ReadWeightsAsync(spec, servers, trainableCount);
+        snapshots[step] = WireFormat.ToBytes(weights);
+        while (snapshots.Count > SnapshotsKept)
+        {
+            snapshots.Remove(snapshots.Keys.First());
+        }
+    }
 
     public Task<JobEvents> GetEventsAsync(string incarnation, long after)
     {
@@ -506,7 +522,14 @@ public sealed class JobGrain : Grain, IJobGrain
                 await CheckpointAsync(spec, servers, step);
             }
 
-            if (plan.BatchOf(step - 1) == plan.StepsPerEpoch - 1 || step == plan.TotalSteps)
+            var epochEnds = plan.BatchOf(step - 1) == plan.StepsPerEpoch - 1 || step == plan.TotalSteps;
+            if (epochEnds || (plan.TotalSteps <= plan.StepsPerEpoch && step == plan.TotalSteps / 2))
+            {
+                // Nothing is pushed until the next step is handed out: the shards hold exactly version `step`.
+                await KeepSnapshotAsync(spec, servers, layout.TrainableParameterCount, step);
+            }
+
+            if (epochEnds)
             {
                 await EvaluateEpochAsync(spec, plan, workers, epoch, step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1));
                 EndEpochSpan();

@@ -155,8 +155,7 @@ public sealed class ClusterTrainer
         long after = -1;
         var startedEpoch = -1;
         long stepsInEpoch = 0;
-        var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
-        var snapshots = runDirectory is not null && spec.Mode == ConsistencyMode.Bsp ? new StepSnapshots(servers, spec, model.Spec, runDirectory) : null;
+        var snapshots = runDirectory is not null && spec.Mode == ConsistencyMode.Bsp ? new StepSnapshots(job, spec, model.Spec, runDirectory) : null;
         JobStatus status;
         var cancelSent = false;
         while (true)
@@ -246,6 +245,7 @@ public sealed class ClusterTrainer
             throw new OperationCanceledException($"job {status.JobId} was cancelled");
         }
 
+        var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
         var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
         model.LoadParameters(weights, trainableOnly: true);
         var sha = model.WeightsSha256();
@@ -266,47 +266,6 @@ public sealed class ClusterTrainer
         foreach (var worker in e.Workers ?? [])
         {
             metrics.WriteWorkerStep(e.Epoch, e.Step, worker);
-        }
-    }
-
-    /// <summary>
-    /// The whole trainable vector of a running bsp job at one version on every shard, chunk by chunk, as
-    /// <see cref="JobGrain.ReadWeightsAsync"/> reads the final one. Each chunk is asked for <paramref name="version"/>:
-    /// a shard that has applied one step more answers with the weights before it, one further along with its current
-    /// weights. When the chunks' versions differ, all are asked again for the newest version seen, until they agree.
-    /// </summary>
-    private static async Task<(float[] Weights, long Version)> ReadWeightsAtAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount, long version)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        ArgumentNullException.ThrowIfNull(servers);
-        var slices = Sharding.Ranges(trainableCount, servers.Count);
-        var asked = version;
-        for (var attempt = 0; ; attempt++)
-        {
-            var weights = new float[trainableCount];
-            var versions = new HashSet<long>();
-            for (var p = 0; p < servers.Count; p++)
-            {
-                var first = await servers[p].GetWeightsAsync(spec, 0, asked);
-                for (var c = 0; c < first.Chunks; c++)
-                {
-                    var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c, asked);
-                    versions.Add(chunk.Version);
-                    WireFormat.FromBytes(chunk.Bytes, weights.AsSpan(slices[p].Start + chunk.Offset, chunk.Bytes.Length / 4));
-                }
-            }
-
-            if (versions.Count == 1)
-            {
-                return (weights, versions.Single());
-            }
-
-            if (attempt == 10)
-            {
-                throw new InvalidOperationException($"job {spec.JobId}: the parameter-server shards kept answering with different versions ({string.Join(", ", versions.Order())})");
-            }
-
-            asked = versions.Max();
         }
     }
 
@@ -469,11 +428,10 @@ public sealed class ClusterTrainer
     /// <summary>
     /// checkpoints/step-N.ckpt of a cluster run, for the report's filters at initialization, midway and end (as the
     /// engine-only trainer writes them): at each epoch's end and, when no epoch ends strictly inside the run (one epoch,
-    /// or --max-steps within the first), once at about half the steps. N is the version read from the parameter servers,
-    /// which is the step at the epoch's end unless the job has moved more than one step on since. bsp only: in the other
-    /// modes a shard's version counts pushes, not steps.
+    /// or --max-steps within the first), at half the steps. The job grain keeps the weights of those steps, read while it
+    /// waits (<see cref="IJobGrain.GetSnapshotAsync"/>), so each file holds exactly the step it is named after. bsp only.
     /// </summary>
-    private sealed class StepSnapshots(IParameterServerGrain[] servers, JobSpec spec, ModelSpec modelSpec, string runDirectory)
+    private sealed class StepSnapshots(IJobGrain job, JobSpec spec, ModelSpec modelSpec, string runDirectory)
     {
         private readonly Model layout = new(modelSpec);
         private bool middleSaved;
@@ -483,34 +441,37 @@ public sealed class ClusterTrainer
             // A resumed job sends its earlier epochs again; their weights were saved before it stopped.
             if (!(spec.Resume && File.Exists(RunCheckpoints.StepPath(runDirectory, step))))
             {
-                await SaveAsync(step, epochsDone, end: null);
+                await SaveAsync(step, epochsDone);
             }
         }
 
         public async Task AtProgressAsync(JobStatus status, long stepsInEpoch)
         {
-            if (middleSaved || status.Phase != JobPhase.Running || stepsInEpoch <= 0 || status.TotalSteps > stepsInEpoch || status.TotalSteps < 2 || status.Step * 2 < status.TotalSteps)
+            var middle = status.TotalSteps / 2;
+            if (middleSaved || stepsInEpoch <= 0 || status.TotalSteps > stepsInEpoch || middle < 1 || status.Step < middle)
             {
                 return;
             }
 
             middleSaved = true;
-            await SaveAsync(status.Step, status.Epoch, end: status.TotalSteps);
+            await SaveAsync(middle, status.Epoch);
         }
 
-        private async Task SaveAsync(long step, int epochsDone, long? end)
+        private async Task SaveAsync(long step, int epochsDone)
         {
             try
             {
-                var (weights, version) = await ReadWeightsAtAsync(spec, servers, layout.TrainableParameterCount, step);
-                if (version <= 0 || version >= end)
+                // Null when the job grain moved since (a new activation keeps no snapshots): that moment goes unrecorded.
+                if (await job.GetSnapshotAsync(step) is not { } bytes)
                 {
                     return;
                 }
 
+                var weights = new float[layout.TrainableParameterCount];
+                WireFormat.FromBytes(bytes, weights);
                 layout.LoadParameters(weights, trainableOnly: true);
-                var checkpoint = ModelCheckpoint.Capture(layout, version, epochsDone, InputNormalization.Scale, spec.Optimizer);
-                AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, version), checkpoint.Save);
+                var checkpoint = ModelCheckpoint.Capture(layout, step, epochsDone, InputNormalization.Scale, spec.Optimizer);
+                AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, step), checkpoint.Save);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
