@@ -4,6 +4,7 @@ using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Optimizers;
 using ClusterConv.Engine.Specs;
+using ClusterConv.Engine.Statistics;
 using Orleans.Runtime;
 
 namespace ClusterConv.Cluster;
@@ -305,6 +306,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             }
 
             aggregate?.SetTag(ClusterTelemetry.Attributes.Chunks, complete.Count).SetTag(ClusterTelemetry.Attributes.MissingNodes, missing);
+            if (order.WithStats && aggregate is { IsAllDataRequested: true })
+            {
+                TagGradientNorms(aggregate, sum);
+            }
         }
 
         ClusterTelemetry.PsAggregateDuration.Record(clock.Elapsed.TotalSeconds, new TagList
@@ -407,13 +412,14 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var segmentList = new List<Segment>();
         var offset = 0;
         var index = 0;
+        var measuredNames = FilterStatisticsCollector.MeasuredLayers(model).ToDictionary(l => l.Kernel, l => l.Layer.Name);
         foreach (var p in model.TrainableParameters)
         {
             var start = Math.Max(offset, slice.Start);
             var end = Math.Min(offset + p.Length, slice.End);
             if (start < end)
             {
-                segmentList.Add(new Segment(index, start - slice.Start, end - start, offset - slice.Start, p.Length, p.Name == "kernel" ? p.Rows : 0, p.Name == "kernel"));
+                segmentList.Add(new Segment(index, start - slice.Start, end - start, offset - slice.Start, p.Length, p.Name == "kernel" ? p.Rows : 0, p.Name == "kernel", measuredNames.GetValueOrDefault(p)));
             }
 
             offset += p.Length;
@@ -506,6 +512,33 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         return before is null ? [] : RowStatistics(gradient, before);
     }
 
+    /// <summary>
+    /// The aggregated gradient's per-filter L2 norms over the kernel rows this shard holds, one array per measured layer,
+    /// with the index of its first filter (a shard boundary can cut a row: its norm here is of the part held).
+    /// </summary>
+    private void TagGradientNorms(Activity span, float[] gradient)
+    {
+        foreach (var s in segments.Where(s => s.Kernel && s.Layer is not null))
+        {
+            var rowLength = s.ParameterLength / s.Rows;
+            var first = (s.Start - s.ParameterStart) / rowLength;
+            var last = (s.Start + s.Length - 1 - s.ParameterStart) / rowLength;
+            var norms = new double[last - first + 1];
+            for (var i = s.Start; i < s.Start + s.Length; i++)
+            {
+                norms[((i - s.ParameterStart) / rowLength) - first] += (double)gradient[i] * gradient[i];
+            }
+
+            for (var r = 0; r < norms.Length; r++)
+            {
+                norms[r] = Math.Sqrt(norms[r]);
+            }
+
+            span.SetTag(ClusterTelemetry.Attributes.GradientNorm(s.Layer!), norms)
+                .SetTag(ClusterTelemetry.Attributes.FirstFilter(s.Layer!), first);
+        }
+    }
+
     /// <summary>Per-filter sums of squares over the kernel rows this slice holds (rows cut by the slice count partly).</summary>
     private RowSums[] RowStatistics(float[] gradient, float[] before)
     {
@@ -543,7 +576,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     }
 
     /// <summary>The part of trainable parameter <c>Parameter</c> inside the slice: [Start, Start + Length) of the slice; the parameter starts at ParameterStart (may be negative).</summary>
-    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel)
+    /// <param name="Layer">The measured layer whose kernel this is (per-filter statistics), or null.</param>
+    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel, string? Layer)
     {
         public bool Decay => Kernel;
     }

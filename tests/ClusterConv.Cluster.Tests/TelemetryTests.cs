@@ -157,6 +157,42 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task Parameter_server_aggregate_spans_carry_the_gradient_norms_of_the_filters_they_hold()
+    {
+        var spec = TestClusters.Spec("telemetry-ps-norms", workers: 2, steps: 1) with { StatsEvery = 1, CheckpointEvery = 0, PsShards = 3 };
+        var (status, _) = await fixture.RunAsync(spec);
+        Assert.Equal(JobPhase.Completed, status.Phase);
+        var spans = fixture.Spans(spec.JobId);
+        var step = Assert.Single(spans, s => s.OperationName == ClusterTelemetry.Spans.Step);
+        var aggregates = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.PsAggregate).ToArray();
+        Assert.Equal(3, aggregates.Length);
+        foreach (var layer in Layers)
+        {
+            // Each shard holds a run of rows (a cut row partly): the squares of its parts add up to the step's norm.
+            var expected = Assert.IsType<double[]>(step.GetTagItem(ClusterTelemetry.Attributes.GradientNorm(layer)));
+            var squares = new double[expected.Length];
+            foreach (var aggregate in aggregates)
+            {
+                if (aggregate.GetTagItem(ClusterTelemetry.Attributes.GradientNorm(layer)) is not double[] part)
+                {
+                    continue;
+                }
+
+                var first = Assert.IsType<int>(aggregate.GetTagItem(ClusterTelemetry.Attributes.FirstFilter(layer)));
+                for (var i = 0; i < part.Length; i++)
+                {
+                    squares[first + i] += part[i] * part[i];
+                }
+            }
+
+            for (var f = 0; f < expected.Length; f++)
+            {
+                Assert.Equal(expected[f], Math.Sqrt(squares[f]), 1e-5 * Math.Max(1, expected[f]));
+            }
+        }
+    }
+
+    [Fact]
     public async Task Every_logged_step_carries_one_record_per_worker_from_its_silo_covering_the_global_batch()
     {
         var spec = TestClusters.Spec("telemetry-workers", workers: 2, steps: 6) with { StatsEvery = 5, LogEvery = 2, CheckpointEvery = 0 };

@@ -135,6 +135,9 @@ public static class ClusterTelemetry
         /// <summary>double[]: per filter, the L2 norm of the layer's kernel gradient.</summary>
         public static string GradientNorm(string layer) => $"clusterconv.{layer}.gradient_norm";
 
+        /// <summary>int: on a parameter-server aggregate span, the filter the layer's gradient-norm array starts at (the shard holds rows from there on).</summary>
+        public static string FirstFilter(string layer) => $"clusterconv.{layer}.first_filter";
+
         /// <summary>double[]: per filter, the fraction of outputs exactly zero (relu) or at or below zero.</summary>
         public static string Sparsity(string layer) => $"clusterconv.{layer}.sparsity";
 
