@@ -50,6 +50,9 @@ public sealed class JobState
 
     /// <summary>The last activation stopped at a step boundary and checkpointed there (graceful hand-over).</summary>
     [Id(17)] public bool HandedOver { get; set; }
+
+    /// <summary>The failure was the job's input (data set or model file), not the cluster.</summary>
+    [Id(18)] public bool BadInput { get; set; }
 }
 
 /// <summary>
@@ -234,6 +237,7 @@ public sealed class JobGrain : Grain, IJobGrain
         TotalSteps = State.TotalSteps,
         Epoch = epochNow,
         Error = State.Error,
+        BadInput = State.BadInput,
         BytesMoved = State.BytesMoved,
         Restarts = State.Restarts,
         Rebalances = State.Rebalances,
@@ -299,7 +303,9 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             logger.LogError(e, "job {Job} failed", requested.JobId);
             State.Phase = JobPhase.Failed;
-            State.Error = e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message;
+            var cause = e is AggregateException { InnerException: { } inner } ? inner : e;
+            State.Error = cause.Message;
+            State.BadInput = cause is Data.DataException or Engine.Layers.ModelException;
             span?.SetStatus(ActivityStatusCode.Error, State.Error);
         }
 

@@ -292,6 +292,9 @@ public sealed record JobStatus
     [Id(20)] public int PsShards { get; init; }
 
     [Id(21)] public string Mode { get; init; } = "bsp";
+
+    /// <summary>Failed on its input (data set or model file) rather than in the cluster.</summary>
+    [Id(22)] public bool BadInput { get; init; }
 }
 
 /// <summary>Events after a sequence number, with the job's incarnation (a restarted job grain starts a new one).</summary>

@@ -237,7 +237,7 @@ public sealed class ClusterTrainer
         if (status.Phase == JobPhase.Failed)
         {
             var error = status.Error ?? "unknown error";
-            throw new UserException($"job {status.JobId} failed: {error}", error.Contains("diverged", StringComparison.Ordinal) ? ExitCodes.TrainingFailed : ExitCodes.InternalError);
+            throw new UserException($"job {status.JobId} failed: {error}", status.BadInput ? ExitCodes.BadInput : error.Contains("diverged", StringComparison.Ordinal) ? ExitCodes.TrainingFailed : ExitCodes.InternalError);
         }
 
         if (status.Phase == JobPhase.Cancelled)
