@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Globalization;
 
 namespace ClusterConv.Integration.Tests;
 
@@ -8,46 +7,24 @@ public sealed class BadInputOnClusterTests
     [Fact]
     public async Task A_bad_data_file_read_by_the_silos_fails_the_client_with_exit_2_and_the_file_named()
     {
-        var directory = Directory.CreateTempSubdirectory("clusterconv-bad-cluster-").FullName;
-        var redisPort = ChildProcess.FreePort();
-        using var redis = ChildProcess.Start("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        ChildProcess? silo = null;
-        try
-        {
-            var data = Path.Combine(directory, "data");
-            Directory.CreateDirectory(data);
-            var images = Idx(0x803, [12, 28, 28], 12 * 28 * 28);
-            images[0] = 0x12; // wrong magic number
-            File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), images);
-            File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), Idx(0x801, [12], 12));
-            File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Idx(0x803, [5, 28, 28], 5 * 28 * 28));
-            File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), Idx(0x801, [5], 5));
+        using var cluster = await SingleSiloCluster.StartAsync("bad-input-silo");
+        var silo = cluster.Silo!;
+        var data = Path.Combine(cluster.Directory, "data");
+        Directory.CreateDirectory(data);
+        var images = Idx(0x803, [12, 28, 28], 12 * 28 * 28);
+        images[0] = 0x12; // wrong magic number
+        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), images);
+        File.WriteAllBytes(Path.Combine(data, "train-labels-idx1-ubyte"), Idx(0x801, [12], 12));
+        File.WriteAllBytes(Path.Combine(data, "t10k-images-idx3-ubyte"), Idx(0x803, [5, 28, 28], 5 * 28 * 28));
+        File.WriteAllBytes(Path.Combine(data, "t10k-labels-idx1-ubyte"), Idx(0x801, [5], 5));
 
-            await ChildProcess.WaitForRedisAsync(redisPort, TimeSpan.FromSeconds(20));
-            silo = ChildProcess.StartClusterConv(
-                ["silo", "--redis", $"127.0.0.1:{redisPort}", "--silo-port", ChildProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", ChildProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--name", "bad-input-silo"]);
-            await silo.WaitForLineAsync("running", TimeSpan.FromSeconds(60));
-
-            var outDir = Path.Combine(directory, "run");
-            using var train = ChildProcess.StartClusterConv(["train", "--cluster", $"redis://127.0.0.1:{redisPort}", "--data", data, "--workers", "1", "--out", outDir], new Dictionary<string, string> { ["NO_COLOR"] = "1" });
-            Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"train did not finish:\n{train.Output}\nsilo:\n{silo.Output}");
-            Assert.True(train.ExitCode == 2, $"exit {train.ExitCode}:\n{train.Output}");
-            Assert.Contains("train-images-idx3-ubyte: not an IDX file", train.Output, StringComparison.Ordinal);
-            Assert.DoesNotContain("   at ", train.Output, StringComparison.Ordinal);
-            Assert.False(File.Exists(Path.Combine(outDir, "summary.json")));
-        }
-        finally
-        {
-            silo?.Dispose();
-            redis.Kill();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+        var outDir = Path.Combine(cluster.Directory, "run");
+        using var train = ChildProcess.StartClusterConv(["train", "--cluster", cluster.Address, "--data", data, "--workers", "1", "--out", outDir], new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+        Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"train did not finish:\n{train.Output}\nsilo:\n{silo.Output}");
+        Assert.True(train.ExitCode == 2, $"exit {train.ExitCode}:\n{train.Output}");
+        Assert.Contains("train-images-idx3-ubyte: not an IDX file", train.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", train.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(outDir, "summary.json")));
     }
 
     private static byte[] Idx(int magic, int[] sizes, int payload)

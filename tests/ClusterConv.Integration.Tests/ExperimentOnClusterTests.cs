@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 
 namespace ClusterConv.Integration.Tests;
@@ -8,57 +7,35 @@ public sealed class ExperimentOnClusterTests
     [Fact]
     public async Task The_activation_experiment_trains_each_activation_on_a_running_cluster_and_reuses_finished_runs()
     {
-        var directory = Directory.CreateTempSubdirectory("clusterconv-experiment-cluster-").FullName;
-        var redisPort = ChildProcess.FreePort();
-        using var redis = ChildProcess.Start("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        ChildProcess? silo = null;
-        try
+        using var cluster = await SingleSiloCluster.StartAsync("experiment-silo");
+        var silo = cluster.Silo!;
+        var outDir = Path.Combine(cluster.Directory, "activations");
+        string[] experiment =
+        [
+            "experiment", "activations", "--cluster", cluster.Address, "--activations", "relu,tanh", "--data", "synthetic",
+            "--max-steps", "6", "--train-limit", "512", "--test-limit", "200", "--threads", "2", "--out", outDir, "--json",
+        ];
+        var first = await RunToEndAsync(experiment, silo);
+        Assert.Contains("relu: training into", first, StringComparison.Ordinal);
+
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "experiment.json")))!;
+        Assert.Equal(["relu", "tanh"], json["rows"]!.AsArray().Select(r => r!["activation"]!.GetValue<string>()));
+        Assert.Equal(["relu", "tanh"], ComparisonTableActivations(first));
+        foreach (var activation in new[] { "relu", "tanh" })
         {
-            await ChildProcess.WaitForRedisAsync(redisPort, TimeSpan.FromSeconds(20));
-            silo = ChildProcess.StartClusterConv(
-                ["silo", "--redis", $"127.0.0.1:{redisPort}", "--silo-port", ChildProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", ChildProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--name", "experiment-silo"]);
-            await silo.WaitForLineAsync("running", TimeSpan.FromSeconds(60));
-
-            var outDir = Path.Combine(directory, "activations");
-            string[] experiment =
-            [
-                "experiment", "activations", "--cluster", $"redis://127.0.0.1:{redisPort}", "--activations", "relu,tanh", "--data", "synthetic",
-                "--max-steps", "6", "--train-limit", "512", "--test-limit", "200", "--threads", "2", "--out", outDir, "--json",
-            ];
-            var first = await RunToEndAsync(experiment, silo);
-            Assert.Contains("relu: training into", first, StringComparison.Ordinal);
-
-            var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "experiment.json")))!;
-            Assert.Equal(["relu", "tanh"], json["rows"]!.AsArray().Select(r => r!["activation"]!.GetValue<string>()));
-            Assert.Equal(["relu", "tanh"], ComparisonTableActivations(first));
-            foreach (var activation in new[] { "relu", "tanh" })
-            {
-                var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, activation, "summary.json")))!;
-                Assert.True(summary["silos"]!.GetValue<int>() >= 1, $"{activation}: {summary}");
-                Assert.Equal("bsp", summary["mode"]!.GetValue<string>());
-                Assert.Equal($"activations-{activation}-1", summary["job_id"]!.GetValue<string>());
-                Assert.Equal(6, summary["steps"]!.GetValue<long>());
-                Assert.True(File.Exists(Path.Combine(outDir, activation, "model.ckpt")));
-            }
-
-            // Run again: both runs are finished, so nothing trains and the comparison is written again.
-            var relu = File.GetLastWriteTimeUtc(Path.Combine(outDir, "relu", "summary.json"));
-            var second = await RunToEndAsync(experiment, silo);
-            Assert.DoesNotContain(": training into", second, StringComparison.Ordinal);
-            Assert.Equal(relu, File.GetLastWriteTimeUtc(Path.Combine(outDir, "relu", "summary.json")));
+            var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, activation, "summary.json")))!;
+            Assert.True(summary["silos"]!.GetValue<int>() >= 1, $"{activation}: {summary}");
+            Assert.Equal("bsp", summary["mode"]!.GetValue<string>());
+            Assert.Equal($"activations-{activation}-1", summary["job_id"]!.GetValue<string>());
+            Assert.Equal(6, summary["steps"]!.GetValue<long>());
+            Assert.True(File.Exists(Path.Combine(outDir, activation, "model.ckpt")));
         }
-        finally
-        {
-            silo?.Dispose();
-            redis.Kill();
-            try
-            {
-                Directory.Delete(directory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+
+        // Run again: both runs are finished, so nothing trains and the comparison is written again.
+        var relu = File.GetLastWriteTimeUtc(Path.Combine(outDir, "relu", "summary.json"));
+        var second = await RunToEndAsync(experiment, silo);
+        Assert.DoesNotContain(": training into", second, StringComparison.Ordinal);
+        Assert.Equal(relu, File.GetLastWriteTimeUtc(Path.Combine(outDir, "relu", "summary.json")));
     }
 
     /// <summary>The first column of the printed comparison table (the one headed "activation │ test accuracy"), row by row.</summary>

@@ -160,3 +160,62 @@ public sealed class ChildProcess : IDisposable
         }
     }
 }
+
+/// <summary>A real redis-server and one `clusterconv silo` process on free loopback ports, with a temporary folder; all stopped and deleted on dispose.</summary>
+public sealed class SingleSiloCluster : IDisposable
+{
+    private readonly ChildProcess redis;
+
+    private SingleSiloCluster(ChildProcess redis, int redisPort, string directory)
+    {
+        this.redis = redis;
+        RedisPort = redisPort;
+        Directory = directory;
+    }
+
+    public int RedisPort { get; }
+
+    /// <summary>redis://127.0.0.1:PORT, as `--cluster` takes it.</summary>
+    public string Address => $"redis://127.0.0.1:{RedisPort}";
+
+    public string Directory { get; }
+
+    public ChildProcess? Silo { get; private set; }
+
+    public static async Task<SingleSiloCluster> StartAsync(string name)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory($"clusterconv-{name}-").FullName;
+        var redisPort = ChildProcess.FreePort();
+        var port = redisPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var cluster = new SingleSiloCluster(ChildProcess.Start("redis-server", ["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]), redisPort, directory);
+        try
+        {
+            await ChildProcess.WaitForRedisAsync(redisPort, TimeSpan.FromSeconds(20));
+            cluster.Silo = ChildProcess.StartClusterConv(
+                ["silo", "--redis", $"127.0.0.1:{port}", "--silo-port", Free(), "--gateway-port", Free(), "--name", name]);
+            await cluster.Silo.WaitForLineAsync("running", TimeSpan.FromSeconds(60));
+            return cluster;
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+
+        static string Free() => ChildProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose()
+    {
+        Silo?.Dispose();
+        redis.Kill();
+        redis.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
