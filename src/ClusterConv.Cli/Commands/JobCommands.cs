@@ -58,7 +58,7 @@ internal static class JobCommands
             var settings = new TrainSettings { Workers = spec.Workers, Mode = JobGrain.ModeName(spec), Data = spec.Data, Epochs = spec.Epochs, BatchSize = spec.BatchSize, Seed = spec.Seed, OutDir = dir };
             using var metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl"));
             var console = AnsiConsole.Console;
-            var result = TrainingDisplay.Run(console, display => new ClusterTrainer(settings, model, null, display).FollowAsync(client, grain, spec, metrics, token, detachOnCancel: true).GetAwaiter().GetResult());
+            var result = TrainingDisplay.Run(console, display => new ClusterTrainer(settings, model, null, display).FollowAsync(client, grain, spec, metrics, token, detachOnCancel: true, runDirectory: dir).GetAwaiter().GetResult());
             var last = result.Epochs.Count > 0 ? result.Epochs[^1] : null;
             console.MarkupLineInterpolated($"job {jobId} done: test accuracy [green]{last?.TestAccuracy:F4}[/], weights_sha256 {result.WeightsSha256}; metrics in {dir}");
             return ExitCodes.Success;
@@ -82,16 +82,10 @@ internal static class JobCommands
         return command;
     }
 
-    private static Option<string> ClusterOption()
+    private static Option<string?> ClusterOption()
     {
-        var cluster = new Option<string>("--cluster") { Description = "redis://HOST:PORT of the cluster.", Required = true };
-        cluster.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<string>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
-            {
-                r.AddError($"--cluster must be redis://HOST:PORT, got '{v}'");
-            }
-        });
+        var cluster = CommonOptions.Cluster("redis://HOST:PORT of the cluster.");
+        cluster.Required = true;
         return cluster;
     }
 
