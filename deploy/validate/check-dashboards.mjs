@@ -24,6 +24,7 @@ import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 
 import { execFileSync } from 'node:child_process';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { typeCheck } from './typecheck.mjs';
 import { parse as parseYaml } from 'yaml';
 import { parser as promqlParser } from '@prometheus-io/lezer-promql';
 import { defaultDashboard } from '@grafana/schema';
@@ -343,17 +344,7 @@ const selftest = join(work, 'selftest_broken.ts');
     fieldConfig: { defaults: { custom: { lineWidth: 1 } }, overrides: [{ matcher: { id: 'byName', options: 'x' }, properties: [{ id: 'custom.lineWidht', value: 2 }] }] } }] };
   writeFileSync(selftest, tsFile(d));
 }
-writeFileSync(join(work, 'tsconfig.json'), JSON.stringify({
-  compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler',
-    skipLibCheck: true, types: [], typeRoots: [join(here, 'node_modules')], baseUrl: here,
-    paths: { '*': [join(here, 'node_modules', '*')] } },
-  files: [...tsFiles.map(t => t.ts), selftest],
-}, null, 2));
-let tscOut = '';
-try {
-  execFileSync(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', join(work, 'tsconfig.json'), '--pretty', 'false'], { encoding: 'utf8' });
-} catch (e) { tscOut = (e.stdout || '') + (e.stderr || ''); }
-const tscErrors = tscOut.split('\n').filter(l => /error TS\d+/.test(l));
+const tscErrors = typeCheck(work, [...tsFiles.map(t => t.ts), selftest]);
 const schemaVersion = defaultDashboard.schemaVersion;
 for (const { file, ts } of tsFiles) {
   const d = dashboards.find(x => x.file === file).d;

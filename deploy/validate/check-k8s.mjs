@@ -8,9 +8,9 @@
 //  3. policy: the deployment rules of issue 5 (non-root, read-only root, no token, probes, ...).
 // Usage: node check-k8s.mjs NAME=RENDERED.yaml...   Prints one "ok"/"FAIL" line per check.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { typeCheck } from './typecheck.mjs';
 import { parseAllDocuments } from 'yaml';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -85,17 +85,7 @@ for (const set of sets) {
 const selftest = join(work, 'selftest_unknown_field.ts');
 writeFileSync(selftest, tsFile([{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' },
   spec: { selector: {}, template: { spec: { containers: [{ name: 'c', image: 'i', readinessProbes: {} }] } } } }]));
-writeFileSync(join(work, 'tsconfig.json'), JSON.stringify({
-  compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler',
-    skipLibCheck: true, types: [], typeRoots: [join(here, 'node_modules')], baseUrl: here,
-    paths: { '*': [join(here, 'node_modules', '*')] } },
-  files: [...tsFiles.map(t => t.file), selftest],
-}, null, 2));
-let tscOut = '';
-try {
-  execFileSync(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', join(work, 'tsconfig.json'), '--pretty', 'false'], { encoding: 'utf8' });
-} catch (e) { tscOut = (e.stdout || '') + (e.stderr || ''); }
-const tscErrors = tscOut.split('\n').filter(l => /error TS\d+/.test(l));
+const tscErrors = typeCheck(work, [...tsFiles.map(t => t.file), selftest]);
 for (const { set, file } of tsFiles) {
   result(`${set.name}: no unknown or mistyped field (kubernetes-types, tsc --noEmit)`, tscErrors.filter(l => l.includes(basename(file))));
 }

@@ -17,15 +17,7 @@ public sealed class FaultTests
             var spec = reference with { JobId = "kill" };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var killed = false;
-            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
-            {
-                if (!killed && s.Step >= 5)
-                {
-                    killed = true;
-                    await cluster.KillSiloAsync(cluster.Silos[^1]);
-                }
-            });
+            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.KillSiloAsync(cluster.Silos[^1]));
 
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
@@ -53,15 +45,7 @@ public sealed class FaultTests
             var spec = reference with { JobId = "stop" };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var stopped = false;
-            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
-            {
-                if (!stopped && s.Step >= 5)
-                {
-                    stopped = true;
-                    await cluster.StopSiloAsync(cluster.Silos[^1]);
-                }
-            });
+            var (status, stopped) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.StopSiloAsync(cluster.Silos[^1]));
 
             Assert.True(stopped, "the job ended before a silo was stopped");
             Assert.Equal(JobPhase.Completed, status.Phase);
@@ -89,15 +73,7 @@ public sealed class FaultTests
             var spec = reference with { JobId = "join" };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var joined = false;
-            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
-            {
-                if (!joined && s.Step >= 5)
-                {
-                    joined = true;
-                    await cluster.StartAdditionalSiloAsync();
-                }
-            });
+            var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.StartAdditionalSiloAsync());
 
             Assert.True(joined, "the job ended before a silo joined");
             Assert.Equal(JobPhase.Completed, status.Phase);

@@ -263,15 +263,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
             var spec = TestClusters.Spec("telemetry-kill", workers: 2, steps: 40) with { CheckpointEvery = 0, StatsEvery = 0 };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var killed = false;
-            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120), async s =>
-            {
-                if (!killed && s.Step >= 5)
-                {
-                    killed = true;
-                    await cluster.KillSiloAsync(cluster.Silos[^1]);
-                }
-            });
+            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.KillSiloAsync(cluster.Silos[^1]));
 
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);

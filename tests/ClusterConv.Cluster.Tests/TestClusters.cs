@@ -62,6 +62,21 @@ public static class TestClusters
         ThreadsPerWorker = 1,
     };
 
+    /// <summary>Waits for the job to end, doing <paramref name="fault"/> once when it has reached <paramref name="atStep"/>; also says whether it did.</summary>
+    public static async Task<(JobStatus Status, bool FaultDone)> WaitWithFaultAsync(IJobGrain job, TimeSpan timeout, long atStep, Func<Task> fault)
+    {
+        var done = false;
+        var status = await WaitAsync(job, timeout, async s =>
+        {
+            if (!done && s.Step >= atStep)
+            {
+                done = true;
+                await fault();
+            }
+        });
+        return (status, done);
+    }
+
     /// <summary>Polls the job until it leaves the running phase.</summary>
     public static async Task<JobStatus> WaitAsync(IJobGrain job, TimeSpan timeout, Func<JobStatus, Task>? onProgress = null)
     {

@@ -227,9 +227,8 @@ public sealed class ClusterTrainer
 
             if (batch.Events.Length == 0)
             {
-                // Around an epoch's end, poll quickly: the shards serve that step's weights only until the job is two steps on.
-                var nearEpochEnd = snapshots is not null && stepsInEpoch > 0 && (status.Step + 1) % stepsInEpoch <= 1;
-                await Task.Delay(nearEpochEnd ? 10 : 100, CancellationToken.None);
+                // Nothing new yet. Step checkpoints do not depend on this interval: the job grain keeps those weights.
+                await Task.Delay(100, CancellationToken.None);
             }
         }
 
