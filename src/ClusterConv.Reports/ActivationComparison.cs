@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ClusterConv.Engine.Checkpoints;
+using ClusterConv.Engine.IO;
 using static ClusterConv.Reports.Stats;
 
 namespace ClusterConv.Reports;
@@ -200,8 +201,7 @@ public static class ActivationComparison
         html.CloseSection();
 
         var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full, html.Page(Title));
+        AtomicFile.WriteAllText(full, html.Page(Title));
         return full;
     }
 }

@@ -1,5 +1,6 @@
 using ClusterConv.Data;
 using ClusterConv.Engine.Checkpoints;
+using ClusterConv.Engine.IO;
 using static ClusterConv.Reports.Stats;
 
 namespace ClusterConv.Reports;
@@ -56,12 +57,7 @@ public static class RunReport
         DeadSection(html, run.Metrics, facts);
         WorkerSection(html, run.Metrics);
 
-        var text = html.Page(title);
-        var directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
+        AtomicFile.WriteAllText(path, html.Page(title));
         return new ReportResult(path, SectionIds, conclusion, statements, notes);
     }
 

@@ -1,4 +1,5 @@
 using ClusterConv.Cli.Output;
+using ClusterConv.Engine.IO;
 
 namespace ClusterConv.Cli.Tests;
 

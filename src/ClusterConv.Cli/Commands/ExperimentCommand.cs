@@ -2,11 +2,12 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using ClusterConv.Cli.Output;
 using ClusterConv.Cli.Training;
+using ClusterConv.Engine.IO;
 using ClusterConv.Engine.Layers;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Reports;
-using Spectre.Console;
 using static ClusterConv.Reports.Stats;
+using Spectre.Console;
 
 namespace ClusterConv.Cli.Commands;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using ClusterConv.Cli.Inference;
 using ClusterConv.Cli.Output;
 using ClusterConv.Engine.Checkpoints;
+using ClusterConv.Engine.IO;
 using ClusterConv.Onnx;
 
 namespace ClusterConv.Cli.Commands;

@@ -22,7 +22,8 @@ internal static class TelemetrySetup
     /// <summary>Per-filter instruments carry up to MaxFilterSeries (2048) series per job: eight jobs. The SDK default is 2000.</summary>
     public const int PerFilterCardinalityLimit = 16_384;
 
-    public static readonly string[] Meters = ["ClusterConv", "Microsoft.Orleans"];
+    /// <summary>"System.Runtime" is .NET's own meter (GC heap, working set, thread pool): what a soak run watches.</summary>
+    public static readonly string[] Meters = ["ClusterConv", "Microsoft.Orleans", "System.Runtime"];
 
     public static readonly string[] ActivitySources = ["ClusterConv", "Microsoft.Orleans.Application"];
 

@@ -7,6 +7,7 @@ using ClusterConv.Cluster;
 using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Checkpoints;
+using ClusterConv.Engine.IO;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Engine.Statistics;
 using Microsoft.Extensions.DependencyInjection;

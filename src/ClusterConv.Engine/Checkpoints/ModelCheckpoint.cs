@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ClusterConv.Engine.IO;
 using ClusterConv.Engine.Layers;
 using ClusterConv.Engine.Specs;
 
@@ -95,28 +96,7 @@ public sealed record ModelCheckpoint(
     }
 
     /// <summary>Writes to a temporary file and renames it into place, so the previous file stays valid until the new one is complete.</summary>
-    public void SaveFile(string path)
-    {
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
-            {
-                Save(stream);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
-    }
+    public void SaveFile(string path) => AtomicFile.Write(path, Save);
 
     public static ModelCheckpoint LoadFile(string path)
     {

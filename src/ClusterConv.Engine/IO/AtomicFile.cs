@@ -1,8 +1,11 @@
 using System.Text;
 
-namespace ClusterConv.Cli.Output;
+namespace ClusterConv.Engine.IO;
 
-/// <summary>Writes files so that a reader, or a crash, never sees half of one: temporary file, flush, rename.</summary>
+/// <summary>
+/// Writes files so that a reader, or a crash, never sees half of one: a temporary file in the same folder, flushed to
+/// disk, then renamed over the old one. Checkpoints, run-folder files and reports all go through here.
+/// </summary>
 public static class AtomicFile
 {
     public static void WriteAllText(string path, string contents) => Write(path, stream =>
