@@ -157,6 +157,13 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         ArgumentNullException.ThrowIfNull(spec);
         Ensure(spec);
 
+        if (chunk.NonFinite)
+        {
+            // The worker found non-finite values in this node (maybe on another shard's slice): every shard refuses it,
+            // so no shard completes, let alone applies, part of the step. Refused even when late, so it is counted.
+            return Task.FromResult(Refuse(spec, chunk, mismatch: false));
+        }
+
         // bsp: a gradient is only ever for the current version. A late push computed before a rollback (for a step
         // this shard will reach again) must not be mistaken for the recomputed one.
         if (chunk.Step < version || (spec.Mode == ConsistencyMode.Bsp && chunk.Step != version))
@@ -173,13 +180,6 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         if (mismatch && ReportOnce(mismatchReported, chunk))
         {
             Event(spec, chunk, ClusterTelemetry.Events.WeightsMismatch, $"worker {chunk.Worker} computed step {chunk.Step} on weights that differ from parameter-server shard {ShardIndex}'s version {version}", error: false);
-        }
-
-        if (chunk.NonFinite)
-        {
-            // The worker found non-finite values in this node (maybe on another shard's slice): every shard refuses it,
-            // so no shard completes, let alone applies, part of the step.
-            return Task.FromResult(Refuse(spec, chunk, mismatch));
         }
 
         var key = new TreeNode(chunk.NodeStart, chunk.NodeEnd);
