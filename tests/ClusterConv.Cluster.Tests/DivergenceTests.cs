@@ -17,10 +17,13 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
 
     public DivergenceTests(Fixture fixture) => this.fixture = fixture;
 
-    [Fact]
-    public async Task A_nan_gradient_is_refused_and_its_step_skipped_on_every_shard()
+    [Theory]
+    [InlineData(GradientCompression.None)]
+    [InlineData(GradientCompression.Fp16)]
+    public async Task A_nan_gradient_is_refused_and_its_step_skipped_on_every_shard(GradientCompression compression)
     {
-        var spec = TestClusters.Spec("div-nan", workers: 2, steps: 8) with { PsShards = 2, StatsEvery = 0, LogEvery = 1 };
+        // With fp16 the refused gradient must also stay out of the error-feedback residual, or every later step would be refused.
+        var spec = TestClusters.Spec($"div-nan-{compression}", workers: 2, steps: 8) with { PsShards = 2, StatsEvery = 0, LogEvery = 1, Compression = compression };
         fixture.Faults.Gradient(spec.JobId, worker: 1, step: 3, g => g[g.Length - 1] = float.NaN);
 
         var (status, events) = await fixture.RunAsync(spec);
