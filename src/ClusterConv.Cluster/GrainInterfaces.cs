@@ -41,8 +41,8 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     /// <summary>ssp and async: runs its own steps from FirstRound until Rounds are done, pushing each as it goes; returns at once.</summary>
     Task StartRunAsync(RunOrder order);
 
-    /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
-    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
+    /// <summary>ssp and async: rounds done so far (−1 when not running), the last error, if any, and the rounds refused as non-finite since the last call.</summary>
+    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> GetRunProgressAsync();
 
     /// <summary>
     /// Between steps: when the silo this worker belongs on (its index mod the silo count, over the silos sorted by
@@ -80,6 +80,12 @@ public interface IParameterServerGrain : IGrainWithIntegerCompoundKey
 
     /// <summary>Reduces the step's contributions over the fixed tree and applies the optimizer, once: a repeated call changes nothing.</summary>
     Task<ApplyReport> ApplyAsync(ApplyOrder order);
+
+    /// <summary>
+    /// Drops step <paramref name="step"/> (a gradient of it was refused): the version moves past it with the weights
+    /// and optimizer state unchanged. Once: a repeated call reports the same; Applied true means the shard had applied it.
+    /// </summary>
+    Task<ApplyReport> SkipAsync(JobSpec spec, long step);
 
     /// <summary>Saves weights, optimizer state and version to grain storage when the version is <paramref name="step"/>.</summary>
     Task<bool> CheckpointAsync(JobSpec spec, long step);

@@ -53,6 +53,35 @@ public sealed class JobState
 
     /// <summary>The failure was the job's input (data set or model file), not the cluster.</summary>
     [Id(18)] public bool BadInput { get; set; }
+
+    [Id(19)] public long NonFiniteRefusals { get; set; }
+
+    [Id(20)] public long StepsSkipped { get; set; }
+
+    [Id(21)] public long GradientOutliers { get; set; }
+
+    [Id(22)] public long WeightsMismatches { get; set; }
+
+    /// <summary>Workers named by a refusal or a divergence, ascending.</summary>
+    [Id(23)] public List<int> DivergentWorkers { get; set; } = [];
+}
+
+/// <summary>The job stopped on non-finite gradients past --max-nonfinite-refusals.</summary>
+public sealed class TrainingDivergedException : InvalidOperationException
+{
+    public TrainingDivergedException()
+    {
+    }
+
+    public TrainingDivergedException(string message)
+        : base(message)
+    {
+    }
+
+    public TrainingDivergedException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
 }
 
 /// <summary>
@@ -87,6 +116,11 @@ public sealed class JobGrain : Grain, IJobGrain
     private int epochNow;
     private Activity? jobSpan;
     private Activity? epochSpan;
+
+    // Each worker's recent gradient norms (bsp with fewer than 3 workers: its own history is the reference).
+    private readonly Dictionary<int, List<double>> normHistory = [];
+    private const int NormHistory = 20;
+    private const int NormHistoryNeeded = 5;
 
     public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, ILogger<JobGrain> logger)
     {
@@ -165,6 +199,11 @@ public sealed class JobGrain : Grain, IJobGrain
             Phase = JobPhase.Running,
             LastCheckpointStep = resume ? previous.LastCheckpointStep : 0,
             Restarts = resume ? previous.Restarts : 0,
+            NonFiniteRefusals = resume ? previous.NonFiniteRefusals : 0,
+            StepsSkipped = resume ? previous.StepsSkipped : 0,
+            GradientOutliers = resume ? previous.GradientOutliers : 0,
+            WeightsMismatches = resume ? previous.WeightsMismatches : 0,
+            DivergentWorkers = resume ? previous.DivergentWorkers : [],
         };
         await persisted.WriteStateAsync();
         await GrainFactory.GetGrain<IJobRegistryGrain>(0).AddAsync(spec.JobId);
@@ -215,6 +254,8 @@ public sealed class JobGrain : Grain, IJobGrain
         Check(spec.Staleness >= 0, $"--mode ssp:K needs K >= 0, got {spec.Staleness}");
         Check(spec.CheckpointEvery >= 0, $"--checkpoint-every must be 0 or more, got {spec.CheckpointEvery}");
         Check(spec.MaxFilterSeries >= 0, $"MaxFilterSeries must be 0 or more, got {spec.MaxFilterSeries}");
+        Check(spec.MaxNonFiniteRefusals >= 0, $"--max-nonfinite-refusals must be 0 or more, got {spec.MaxNonFiniteRefusals}");
+        Check(spec.DivergenceFactor == 0 || (spec.DivergenceFactor > 1 && double.IsFinite(spec.DivergenceFactor)), $"--divergence-factor must be 0 (off) or a number above 1, got {spec.DivergenceFactor}");
         var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
         Check(model.ParameterCount == model.TrainableParameterCount, $"model '{model.Spec.Name}' has non-trainable parameters (BatchNormalization moving statistics), which the cluster does not carry yet; train it with --workers 0");
         Check(spec.PsShards <= model.TrainableParameterCount, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
@@ -253,6 +294,11 @@ public sealed class JobGrain : Grain, IJobGrain
         Workers = State.Spec?.Workers ?? 0,
         PsShards = State.Spec?.PsShards ?? 0,
         Mode = State.Spec is null ? "bsp" : ModeName(State.Spec),
+        NonFiniteRefusals = State.NonFiniteRefusals,
+        StepsSkipped = State.StepsSkipped,
+        GradientOutliers = State.GradientOutliers,
+        WeightsMismatches = State.WeightsMismatches,
+        DivergentWorkers = State.DivergentWorkers.ToArray(),
     };
 
     public static string ModeName(JobSpec spec)
@@ -301,7 +347,16 @@ public sealed class JobGrain : Grain, IJobGrain
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            logger.LogError(e, "job {Job} failed", requested.JobId);
+            if (e is TrainingDivergedException)
+            {
+                // Expected under a too high learning rate, and reported to the client: one line, no stack trace.
+                logger.LogWarning("job {Job} failed: {Error}", requested.JobId, e.Message);
+            }
+            else
+            {
+                logger.LogError(e, "job {Job} failed", requested.JobId);
+            }
+
             State.Phase = JobPhase.Failed;
             var cause = e is AggregateException { InnerException: { } inner } ? inner : e;
             State.Error = cause.Message;
@@ -328,6 +383,7 @@ public sealed class JobGrain : Grain, IJobGrain
 
     private async Task TrainAsync(JobSpec requested, bool fresh)
     {
+        normHistory.Clear();
         var data = await dataCache.GetAsync(requested);
         var layout = new Model(KerasModelReader.Read(requested.ModelJson, $"job {requested.JobId}"));
         if (new SampleShape(1, data.Train.Height, data.Train.Width) != layout.InputShape || layout.Classes < data.Train.ClassCount)
@@ -430,6 +486,42 @@ public sealed class JobGrain : Grain, IJobGrain
             trainClock.Start();
             var reports = await RunWorkersAsync(spec, workers, step);
             var stale = reports.Where(r => r.StaleVersion >= 0).ToArray();
+            if (stale.Length == 0 && reports.Any(r => r.Refused))
+            {
+                // A gradient of this step was refused (no shard took it): the whole step is dropped on every shard.
+                trainClock.Stop();
+                RefuseStep(spec, plan, epoch, step, reports, stepSpan);
+                var skips = await Task.WhenAll(servers.Select(s => Retry(() => s.SkipAsync(spec, step))));
+                if (skips.Any(a => a.Applied || a.Version != step + 1))
+                {
+                    // A shard applied the step after all (or is behind): back to the last checkpoint, as for any disagreement.
+                    step = await RollbackAsync(spec, servers, step);
+                    lossSum = 0;
+                    correct = seen = 0;
+                    continue;
+                }
+
+                State.StepsSkipped++;
+                stepSpan?.Dispose();
+                step++;
+                State.Step = step;
+                if (plan.BatchOf(step - 1) == plan.StepsPerEpoch - 1 || step == plan.TotalSteps)
+                {
+                    await KeepSnapshotAsync(spec, servers, layout.TrainableParameterCount, step);
+                    await EvaluateEpochAsync(spec, plan, workers, epoch, step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1));
+                    EndEpochSpan();
+                    lossSum = 0;
+                    correct = seen = 0;
+                }
+
+                continue;
+            }
+
+            if (stale.Length == 0)
+            {
+                CheckDivergence(spec, plan, epoch, step, reports, stepSpan);
+            }
+
             ApplyReport[] applies = [];
             if (stale.Length == 0)
             {
@@ -466,7 +558,7 @@ public sealed class JobGrain : Grain, IJobGrain
             State.TrainSamples += stepSamples;
             if (!double.IsFinite(stepLoss))
             {
-                throw new InvalidOperationException($"training diverged: the loss of step {step} (epoch {epoch + 1}) is {stepLoss}; lower --lr");
+                throw new TrainingDivergedException($"training diverged: the loss of step {step} (epoch {epoch + 1}) is {stepLoss}; lower --lr");
             }
 
             ClusterTelemetry.StepDuration.Record(stepClock.Elapsed.TotalSeconds, jobTag);
@@ -572,6 +664,22 @@ public sealed class JobGrain : Grain, IJobGrain
             await Task.Delay(50);
             DelayDeactivation(TimeSpan.FromMinutes(10));
             var progress = await Task.WhenAll(workers.Select(w => Retry(() => w.GetRunProgressAsync())));
+            for (var w = 0; w < progress.Length; w++)
+            {
+                foreach (var round in progress[w].Refused)
+                {
+                    try
+                    {
+                        CountRefusal(spec, plan, jobSpan, w, round);
+                    }
+                    catch (TrainingDivergedException)
+                    {
+                        await Task.WhenAll(workers.Select(x => x.StopAsync()));
+                        throw;
+                    }
+                }
+            }
+
             if (progress.FirstOrDefault(p => p.Error is not null) is { Error: { } error })
             {
                 throw new InvalidOperationException($"a worker failed: {error}");
@@ -648,6 +756,122 @@ public sealed class JobGrain : Grain, IJobGrain
 
         trainClock.Stop();
         _ = servers;
+    }
+
+    /// <summary>Counts and reports each refused worker of a bsp step; past --max-nonfinite-refusals the job stops as diverged.</summary>
+    private void RefuseStep(JobSpec spec, JobPlan plan, int epoch, long step, StepReport[] reports, Activity? stepSpan)
+    {
+        foreach (var report in reports.Where(r => r.Refused))
+        {
+            CountRefusal(spec, plan, stepSpan, report.Worker?.Worker ?? -1, step);
+        }
+
+        stepSpan?.SetStatus(ActivityStatusCode.Error, "a non-finite gradient was refused; the step is skipped")
+            .AddEvent(new ActivityEvent(ClusterTelemetry.Events.StepSkipped, tags: new ActivityTagsCollection
+            {
+                [ClusterTelemetry.Attributes.Step] = step,
+                [ClusterTelemetry.Attributes.Epoch] = epoch + 1,
+                [ClusterTelemetry.Attributes.Refusals] = State.NonFiniteRefusals,
+            }));
+    }
+
+    private void CountRefusal(JobSpec spec, JobPlan plan, Activity? span, int worker, long step)
+    {
+        State.NonFiniteRefusals++;
+        var stop = State.NonFiniteRefusals > spec.MaxNonFiniteRefusals;
+        var message = $"worker {worker} pushed a non-finite gradient for step {step}; the parameter servers refused it and the step is not applied (refusal {State.NonFiniteRefusals}, at most {spec.MaxNonFiniteRefusals} allowed)";
+        Alert(spec, plan, span, new JobAlert(JobAlert.NonFinite, worker, step, message), ClusterTelemetry.Events.NonFiniteGradient);
+        if (stop)
+        {
+            throw new TrainingDivergedException($"training diverged: {State.NonFiniteRefusals} non-finite gradients refused, more than --max-nonfinite-refusals {spec.MaxNonFiniteRefusals} (the last from worker {worker} at step {step}); lower --lr");
+        }
+    }
+
+    /// <summary>
+    /// bsp: names each worker whose weights differed from the parameter servers' version, or whose gradient norm is
+    /// more than DivergenceFactor times the median of the other workers' (3 or more) or of its own recent norms.
+    /// </summary>
+    private void CheckDivergence(JobSpec spec, JobPlan plan, int epoch, long step, StepReport[] reports, Activity? stepSpan)
+    {
+        foreach (var report in reports.Where(r => r.WeightsMismatch))
+        {
+            var worker = report.Worker?.Worker ?? -1;
+            State.WeightsMismatches++;
+            Alert(spec, plan, stepSpan, new JobAlert(JobAlert.WeightsMismatch, worker, step, $"worker {worker} computed step {step} (epoch {epoch + 1}) on weights that differ from the parameter servers' version {step}"), ClusterTelemetry.Events.WeightsMismatch);
+        }
+
+        if (spec.DivergenceFactor <= 0)
+        {
+            return;
+        }
+
+        var norms = reports.Where(r => r.Worker is not null && double.IsFinite(r.GradientNorm) && r.Worker.Samples > 0).Select(r => (r.Worker!.Worker, r.GradientNorm)).ToArray();
+        foreach (var (worker, norm) in norms)
+        {
+            var history = normHistory.TryGetValue(worker, out var h) ? h : normHistory[worker] = [];
+            double? reference = norms.Length >= 3 ? Median(norms.Where(n => n.Worker != worker).Select(n => n.GradientNorm))
+                : history.Count >= NormHistoryNeeded ? Median(history) : null;
+            if (reference is { } median && median > 0 && norm > spec.DivergenceFactor * median)
+            {
+                State.GradientOutliers++;
+                var basis = norms.Length >= 3 ? "the other workers'" : $"its last {history.Count} steps'";
+                Alert(spec, plan, stepSpan, new JobAlert(JobAlert.GradientOutlier, worker, step, $"worker {worker} diverges: its gradient norm at step {step} is {norm:G4}, {norm / median:F0} times the median of {basis} ({median:G4}; --divergence-factor {spec.DivergenceFactor})", norm, median), ClusterTelemetry.Events.GradientOutlier);
+                continue;
+            }
+
+            // Outliers stay out of the history, so one does not raise the reference for the next.
+            history.Add(norm);
+            if (history.Count > NormHistory)
+            {
+                history.RemoveAt(0);
+            }
+        }
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>A named worker: an event for the client (metrics.jsonl, a warning line), a span event, a log line and a count.</summary>
+    private void Alert(JobSpec spec, JobPlan plan, Activity? span, JobAlert alert, string eventName)
+    {
+        if (alert.Worker >= 0 && !State.DivergentWorkers.Contains(alert.Worker))
+        {
+            State.DivergentWorkers.Add(alert.Worker);
+            State.DivergentWorkers.Sort();
+        }
+
+        logger.LogWarning("job {Job}: {Alert}", spec.JobId, alert.Message);
+        var tags = new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Worker] = alert.Worker,
+            [ClusterTelemetry.Attributes.Step] = alert.Step,
+            [ClusterTelemetry.Attributes.Error] = alert.Message,
+        };
+        if (double.IsFinite(alert.Value))
+        {
+            tags[ClusterTelemetry.Attributes.GradientNormValue] = alert.Value;
+            tags[ClusterTelemetry.Attributes.Median] = alert.Reference;
+        }
+
+        span?.AddEvent(new ActivityEvent(eventName, tags: tags));
+        ClusterTelemetry.WorkerAlerts.Add(1, new TagList
+        {
+            { ClusterTelemetry.Tags.Job, spec.JobId },
+            { ClusterTelemetry.Tags.Worker, ClusterTelemetry.FilterLabel(Math.Max(0, alert.Worker)) },
+            { ClusterTelemetry.Tags.Kind, alert.Kind },
+        });
+        events.Add(new JobEvent
+        {
+            Sequence = events.Count,
+            Epoch = plan.EpochOf(Math.Min(alert.Step, plan.TotalSteps - 1)),
+            Step = alert.Step,
+            WallSeconds = wall.Elapsed.TotalSeconds,
+            StepsInEpoch = plan.StepsPerEpoch,
+            Alert = alert,
+        });
     }
 
     private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step)

@@ -77,6 +77,15 @@ public sealed record JobSpec
     /// and left out of the metrics (metrics.jsonl and spans still carry them). 0: no per-filter metrics.
     /// </summary>
     [Id(29)] public int MaxFilterSeries { get; init; } = 2048;
+
+    /// <summary>Non-finite gradients refused (each skips its step) before the job stops as diverged; 0: stop at the first.</summary>
+    [Id(30)] public int MaxNonFiniteRefusals { get; init; } = 3;
+
+    /// <summary>
+    /// bsp: a worker whose gradient norm exceeds this many times the median of the other workers' (3 or more workers)
+    /// or of its own recent steps (fewer) is reported as divergent. 0: no check.
+    /// </summary>
+    [Id(31)] public double DivergenceFactor { get; init; } = 10;
 }
 
 public enum ConsistencyMode
@@ -113,7 +122,10 @@ public sealed record StepReport(
     [property: Id(6)] double ComputeSeconds,
     [property: Id(7)] long StaleVersion = -1,
     [property: Id(8)] PushResult[]? Applied = null,
-    [property: Id(9)] WorkerStep? Worker = null);
+    [property: Id(9)] WorkerStep? Worker = null,
+    [property: Id(10)] bool Refused = false,
+    [property: Id(11)] bool WeightsMismatch = false,
+    [property: Id(12)] double GradientNorm = double.NaN);
 
 /// <summary>A run of one reduction-tree node's gradient, for one parameter-server shard: floats [Offset, Offset + n) of the shard's slice as little-endian bytes (or fp16/bf16 halves).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.GradientChunk")]
@@ -128,11 +140,15 @@ public sealed record GradientChunk(
     [property: Id(7)] int Samples,
     [property: Id(8)] bool WithStats = false,
     [property: Id(9)] int GlobalSamples = 0,
-    [property: Id(10)] int Worker = -1);
+    [property: Id(10)] int Worker = -1,
+    [property: Id(11)] bool NonFinite = false,
+    [property: Id(12)] ulong WeightsChecksum = 0);
 
 /// <summary>Parameter server → worker: whether the chunk was new, and the step's apply report when this chunk completed the reduction tree (bsp).</summary>
+/// <param name="Refused">The chunk was refused as non-finite (its values, or the worker's flag for the node).</param>
+/// <param name="WeightsMismatch">bsp: the worker's checksum of the weights it computed on differs from the shard's version.</param>
 [GenerateSerializer, Immutable, Alias("clusterconv.PushResult")]
-public sealed record PushResult([property: Id(0)] bool Taken, [property: Id(1)] int Shard, [property: Id(2)] ApplyReport? Applied);
+public sealed record PushResult([property: Id(0)] bool Taken, [property: Id(1)] int Shard, [property: Id(2)] ApplyReport? Applied, [property: Id(3)] bool Refused = false, [property: Id(4)] bool WeightsMismatch = false);
 
 /// <summary>A run of a shard's weights at a version: floats [Offset, Offset + n) of the slice as little-endian bytes.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.WeightsChunk")]
@@ -221,6 +237,27 @@ public sealed record JobEvent
 
     /// <summary>Each worker's share of this step (bsp; null when not recorded).</summary>
     [Id(13)] public WorkerStep[]? Workers { get; init; }
+
+    /// <summary>Not a step line: a worker refused or reported as divergent at <see cref="Step"/>.</summary>
+    [Id(14)] public JobAlert? Alert { get; init; }
+}
+
+/// <summary>A worker named for a non-finite gradient (refused, its step skipped) or as divergent (gradient norm or weights).</summary>
+/// <param name="Kind">One of <see cref="NonFinite"/>, <see cref="GradientOutlier"/>, <see cref="WeightsMismatch"/>.</param>
+/// <param name="Value">gradient_outlier: the worker's gradient norm; otherwise NaN.</param>
+/// <param name="Reference">gradient_outlier: the median it was compared with; otherwise NaN.</param>
+[GenerateSerializer, Immutable, Alias("clusterconv.JobAlert")]
+public sealed record JobAlert(
+    [property: Id(0)] string Kind,
+    [property: Id(1)] int Worker,
+    [property: Id(2)] long Step,
+    [property: Id(3)] string Message,
+    [property: Id(4)] double Value = double.NaN,
+    [property: Id(5)] double Reference = double.NaN)
+{
+    public const string NonFinite = "nonfinite_gradient";
+    public const string GradientOutlier = "gradient_outlier";
+    public const string WeightsMismatch = "weights_mismatch";
 }
 
 /// <summary>One worker's share of one step: where and how long it ran, and, on statistics steps, its per-filter numbers before aggregation.</summary>
@@ -295,6 +332,21 @@ public sealed record JobStatus
 
     /// <summary>Failed on its input (data set or model file) rather than in the cluster.</summary>
     [Id(22)] public bool BadInput { get; init; }
+
+    /// <summary>Non-finite gradients refused by the parameter servers (one per worker and step).</summary>
+    [Id(23)] public long NonFiniteRefusals { get; init; }
+
+    /// <summary>bsp steps dropped whole because a gradient of theirs was refused.</summary>
+    [Id(24)] public long StepsSkipped { get; init; }
+
+    /// <summary>Worker steps whose gradient norm was far above the others' (or its own recent ones).</summary>
+    [Id(25)] public long GradientOutliers { get; init; }
+
+    /// <summary>Worker steps computed on weights that differ from the parameter servers' version.</summary>
+    [Id(26)] public long WeightsMismatches { get; init; }
+
+    /// <summary>Workers named by any of the above, ascending.</summary>
+    [Id(27)] public int[] DivergentWorkers { get; init; } = [];
 }
 
 /// <summary>Events after a sequence number, with the job's incarnation (a restarted job grain starts a new one).</summary>

@@ -73,6 +73,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private readonly Dictionary<TreeNode, float[]> sums = [];
     private byte[]? prior;
     private long lastStep = -1;
+
+    // Checksum of the current weights (bsp: workers send theirs with each push), and the last step each worker was
+    // reported at for a refusal or a mismatch, so a worker's many chunks make one event per step and shard.
+    private ulong? servedChecksum;
+    private readonly Dictionary<int, long> refusalReported = [];
+    private readonly Dictionary<int, long> mismatchReported = [];
     private TaskCompletionSource versionChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string siloName;
 
@@ -151,6 +157,13 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         ArgumentNullException.ThrowIfNull(spec);
         Ensure(spec);
 
+        if (chunk.NonFinite)
+        {
+            // The worker found non-finite values in this node (maybe on another shard's slice): every shard refuses it,
+            // so no shard completes, let alone applies, part of the step. Refused even when late, so it is counted.
+            return Task.FromResult(Refuse(spec, chunk, mismatch: false));
+        }
+
         // bsp: a gradient is only ever for the current version. A late push computed before a rollback (for a step
         // this shard will reach again) must not be mistaken for the recomputed one.
         if (chunk.Step < version || (spec.Mode == ConsistencyMode.Bsp && chunk.Step != version))
@@ -161,6 +174,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         if (!pending.TryGetValue(chunk.Step, out var nodes))
         {
             pending[chunk.Step] = nodes = [];
+        }
+
+        var mismatch = spec.Mode == ConsistencyMode.Bsp && chunk.WeightsChecksum != 0 && chunk.WeightsChecksum != (servedChecksum ??= WeightsChecksum.Of(weights));
+        if (mismatch && ReportOnce(mismatchReported, chunk))
+        {
+            Event(spec, chunk, ClusterTelemetry.Events.WeightsMismatch, $"worker {chunk.Worker} computed step {chunk.Step} on weights that differ from parameter-server shard {ShardIndex}'s version {version}", error: false);
         }
 
         var key = new TreeNode(chunk.NodeStart, chunk.NodeEnd);
@@ -187,9 +206,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         ClusterTelemetry.NetworkReceived.Add(chunk.Bytes.Length, NetworkTags(spec));
         if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(destination))
         {
-            // Refused: the chunk is not taken (the step cannot complete with it) and the job fails naming the worker.
+            // Refused: the chunk is not taken, so the step cannot complete with it; the job skips the step.
             node.Offsets.Remove(chunk.Offset);
-            throw RefuseNonFinite(spec, chunk);
+            return Task.FromResult(Refuse(spec, chunk, mismatch));
         }
 
         node.Received += chunk.Count;
@@ -212,29 +231,90 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             applied = Apply(new ApplyOrder(spec, chunk.Step, chunk.WithStats, false, chunk.GlobalSamples));
         }
 
-        return Task.FromResult(new PushResult(true, ShardIndex, applied));
+        return Task.FromResult(new PushResult(true, ShardIndex, applied, WeightsMismatch: mismatch));
     }
 
-    private ArgumentException RefuseNonFinite(JobSpec jobSpec, GradientChunk chunk)
+    private PushResult Refuse(JobSpec jobSpec, GradientChunk chunk, bool mismatch)
     {
-        var message = $"training diverged: worker {chunk.Worker} pushed a non-finite gradient for step {chunk.Step} (parameter-server shard {ShardIndex} refused it); lower --lr";
-        using var span = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.PsAggregate);
-        if (span is not null)
+        if (ReportOnce(refusalReported, chunk))
         {
-            span.SetTag(ClusterTelemetry.Attributes.Job, jobSpec.JobId)
-                .SetTag(ClusterTelemetry.Attributes.Step, chunk.Step)
-                .SetTag(ClusterTelemetry.Attributes.Shard, ShardIndex)
-                .SetTag(ClusterTelemetry.Attributes.Silo, siloName)
-                .SetStatus(ActivityStatusCode.Error, message);
-            span.AddEvent(new ActivityEvent(ClusterTelemetry.Events.NonFiniteGradient, tags: new ActivityTagsCollection
-            {
-                [ClusterTelemetry.Attributes.Worker] = chunk.Worker,
-                [ClusterTelemetry.Attributes.Step] = chunk.Step,
-                [ClusterTelemetry.Attributes.Shard] = ShardIndex,
-            }));
+            Event(jobSpec, chunk, ClusterTelemetry.Events.NonFiniteGradient, $"worker {chunk.Worker} pushed a non-finite gradient for step {chunk.Step}; parameter-server shard {ShardIndex} refused it", error: true);
         }
 
-        return new ArgumentException(message);
+        return new PushResult(false, ShardIndex, null, Refused: true, WeightsMismatch: mismatch);
+    }
+
+    private static bool ReportOnce(Dictionary<int, long> reported, GradientChunk chunk)
+    {
+        if (reported.TryGetValue(chunk.Worker, out var step) && step == chunk.Step)
+        {
+            return false;
+        }
+
+        reported[chunk.Worker] = chunk.Step;
+        return true;
+    }
+
+    /// <summary>A span of its own for a refusal (an error) or a mismatch, with an event naming worker, step and shard.</summary>
+    private void Event(JobSpec jobSpec, GradientChunk chunk, string name, string message, bool error)
+    {
+        using var span = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.PsAggregate);
+        if (span is null)
+        {
+            return;
+        }
+
+        span.SetTag(ClusterTelemetry.Attributes.Job, jobSpec.JobId)
+            .SetTag(ClusterTelemetry.Attributes.Step, chunk.Step)
+            .SetTag(ClusterTelemetry.Attributes.Shard, ShardIndex)
+            .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
+        if (error)
+        {
+            span.SetStatus(ActivityStatusCode.Error, message);
+        }
+
+        span.AddEvent(new ActivityEvent(name, tags: new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Worker] = chunk.Worker,
+            [ClusterTelemetry.Attributes.Step] = chunk.Step,
+            [ClusterTelemetry.Attributes.Shard] = ShardIndex,
+            [ClusterTelemetry.Attributes.Error] = message,
+        }));
+    }
+
+    public Task<ApplyReport> SkipAsync(JobSpec spec, long step)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Ensure(spec);
+        if (step == version - 1 && lastStep == step && lastApplied is { } last)
+        {
+            // Done already: skipped (Applied false), or applied (Applied true: the job must roll back).
+            return Task.FromResult(last);
+        }
+
+        if (step != version)
+        {
+            return Task.FromResult(new ApplyReport(version, false, 0, []));
+        }
+
+        // The version moves on with the weights and optimizer state unchanged; the step's contributions are dropped.
+        prior = spec.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
+        foreach (var old in pending.Keys.Where(s => s <= step).ToArray())
+        {
+            foreach (var node in pending[old].Values)
+            {
+                node.Offsets.Clear();
+                free.Push(node.Values);
+            }
+
+            pending.Remove(old);
+        }
+
+        version++;
+        SignalVersion();
+        lastApplied = new ApplyReport(version, false, 0, []);
+        lastStep = step;
+        return Task.FromResult(lastApplied);
     }
 
     private TagList NetworkTags(JobSpec jobSpec) => new()
@@ -429,6 +509,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         segments = segmentList.ToArray();
         pending.Clear();
         snapshot = null;
+        servedChecksum = null;
         state = new float[slice.Count * optimizer.StateSlotsPerParameter];
         if (!fresh && handover.RecordExists && handover.State.JobId == spec.JobId && handover.State.SliceStart == slice.Start
             && (!checkpoint.RecordExists || handover.State.Step >= checkpoint.State.Step))
@@ -471,6 +552,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         version = saved.Step;
         pending.Clear();
         snapshot = null;
+        servedChecksum = null;
         prior = null;
         lastApplied = null;
         SignalVersion();
@@ -508,6 +590,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         version++;
         snapshot = null;
+        servedChecksum = null;
         SignalVersion();
         return before is null ? [] : RowStatistics(gradient, before);
     }

@@ -4,6 +4,7 @@ using ClusterConv.Data;
 using ClusterConv.Engine;
 using ClusterConv.Engine.Specs;
 using ClusterConv.Engine.Statistics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 
@@ -56,6 +57,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private int[] kernelOffsets = [];
     private FilterSeriesBudget? seriesBudget;
     private string? countedJob;
+    private IWorkerFaults? faults;
+    private float[] normBuffer = [];
+    private readonly List<long> refusedRounds = [];
 
     private readonly ILogger<WorkerGrain> logger;
     private readonly string siloName;
@@ -105,10 +109,14 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var batch = plan!.BatchOf(order.Step);
             var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
             var globalSamples = plan.GlobalBatchSize(batch);
-            var (local, filters) = await Task.Run(() =>
+            faults?.OnWeights(order.Spec.JobId, Index, order.Step, weights);
+            var (local, filters, checks, check) = await Task.Run(() =>
             {
+                // The checksums of the weights this step computes on, one per shard's slice, for the shards to compare.
+                var sums = plan.ParameterSlices.Select(slice => WeightsChecksum.Of(weights.AsSpan(slice.Start, slice.Count))).ToArray();
                 var result = Compute(order.Step, 1f / globalSamples, countAll: withStats);
-                return (result, withStats ? LayerStatistics(result, globalSamples) : null);
+                faults?.OnGradient(order.Spec.JobId, Index, order.Step, result.Nodes.Values.ToArray());
+                return (result, withStats ? LayerStatistics(result, globalSamples) : null, sums, CheckGradient(result, globalSamples));
             });
             var seconds = clock.Elapsed.TotalSeconds;
             var workerTags = WorkerTags();
@@ -139,7 +147,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
                     .SetTag(ClusterTelemetry.Attributes.Worker, Index)
                     .SetTag(ClusterTelemetry.Attributes.Silo, siloName);
-                (pushed, var sent) = Push(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples);
+                (pushed, var sent) = Push(order.Step, local.Nodes, local.NodeSamples, withStats, globalSamples, !check.Finite, checks);
 
                 // Ask for the next step's weights now: the shards answer as soon as they have applied this step, while
                 // this worker's report travels to the job and the job's next order comes back.
@@ -155,13 +163,55 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             RecordNetwork(sent: pushed, received: 0);
 
             var share = new WorkerStep(Index, siloName, 0, received.Elapsed.TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
-            return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray(), share);
+            return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray(), share)
+            {
+                Refused = results.Any(r => r.Refused),
+                WeightsMismatch = results.Any(r => r.WeightsMismatch),
+                GradientNorm = check.Norm,
+            };
         }
         finally
         {
             // Stopped already on the normal path; this ends it when the step throws.
             compute?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Whether every value of the worker's gradient is finite, and the L2 norm of its mean local gradient (its nodes
+    /// summed, rescaled from 1/global batch to 1/its samples), which the job compares across workers.
+    /// </summary>
+    private (bool Finite, double Norm) CheckGradient(LocalResult local, int globalSamples)
+    {
+        var finite = local.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n));
+        if (!finite || local.Samples == 0)
+        {
+            return (finite, double.NaN);
+        }
+
+        ReadOnlySpan<float> sum;
+        if (local.Nodes.Count == 1)
+        {
+            sum = local.Nodes.Values.First();
+        }
+        else
+        {
+            var first = local.Nodes.Values.First();
+            if (normBuffer.Length != first.Length)
+            {
+                normBuffer = new float[first.Length];
+            }
+
+            Array.Clear(normBuffer);
+            foreach (var node in local.Nodes.Values)
+            {
+                System.Numerics.Tensors.TensorPrimitives.Add(normBuffer, node, normBuffer);
+            }
+
+            sum = normBuffer;
+        }
+
+        return (true, System.Numerics.Tensors.TensorPrimitives.Norm(sum) * ((double)globalSamples / local.Samples));
     }
 
     private TagList WorkerTags() => new()
@@ -386,9 +436,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         runLoop = RunLoopAsync(order);
     }
 
-    public Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync()
+    public Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> GetRunProgressAsync()
     {
-        var progress = (roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples);
+        var progress = (roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray());
+        refusedRounds.Clear();
         runBytes = 0;
         runLossSum = 0;
         runCorrect = 0;
@@ -485,9 +536,20 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 lastVersion = version;
                 var samples = OwnSamples(round);
-                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false));
-                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples);
-                await sent;
+                faults?.OnWeights(order.Spec.JobId, Index, round, weights);
+                var (local, finite) = await Task.Run(() =>
+                {
+                    var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false);
+                    faults?.OnGradient(order.Spec.JobId, Index, round, result.Nodes.Values.ToArray());
+                    return (result, result.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n)));
+                });
+                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples, !finite, null);
+                if ((await sent).Any(r => r.Refused))
+                {
+                    // Not applied by any shard; the job counts it and stops the run past its limit.
+                    refusedRounds.Add(round);
+                }
+
                 RecordNetwork(sent: pushed, received: fetched);
                 ClusterTelemetry.TrainSamples.Add(local.Samples, WorkerTags());
                 runBytes += fetched + pushed;
@@ -591,6 +653,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             countedJob = jobSpec.JobId;
         }
 
+        faults = ServiceProvider.GetService<IWorkerFaults>();
         spec = jobSpec;
     }
 
@@ -766,7 +829,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     }
 
     /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved and the calls' results to come.</summary>
-    private (long Bytes, Task<PushResult[]> Results) Push(long step, Dictionary<TreeNode, float[]> nodes, Dictionary<TreeNode, int> nodeSamples, bool withStats, int globalSamples)
+    /// <param name="nonFinite">Some value of the worker's gradient is not finite: every chunk says so, and every shard refuses it.</param>
+    /// <param name="checksums">bsp: per shard, the checksum of the weights the gradient was computed on; null elsewhere.</param>
+    private (long Bytes, Task<PushResult[]> Results) Push(long step, Dictionary<TreeNode, float[]> nodes, Dictionary<TreeNode, int> nodeSamples, bool withStats, int globalSamples, bool nonFinite, ulong[]? checksums)
     {
         var jobSpec = spec!;
         var calls = new List<Task<PushResult>>();
@@ -778,14 +843,15 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 var slice = plan!.ParameterSlices[p];
                 var run = values.AsSpan(slice.Start, slice.Count);
                 byte[] encoded;
-                if (jobSpec.Compression == GradientCompression.None && jobSpec.Mode == ConsistencyMode.Bsp && jobSpec.BackupWorkers == 0)
+                // A non-finite gradient goes uncompressed: it is refused anyway, and must not enter the error-feedback residual.
+                if (nonFinite || (jobSpec.Compression == GradientCompression.None && jobSpec.Mode == ConsistencyMode.Bsp && jobSpec.BackupWorkers == 0))
                 {
                     foreach (var (offset, count) in WireFormat.Chunks(slice.Count, 4))
                     {
                         var payload = WireBuffer(node, p, offset, count * 4);
                         System.Runtime.InteropServices.MemoryMarshal.AsBytes(run.Slice(offset, count)).CopyTo(payload);
                         bytes += payload.Length;
-                        calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples, Index)));
+                        calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples, Index, nonFinite, checksums?[p] ?? 0)));
                     }
 
                     continue;
@@ -810,7 +876,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 {
                     var payload = count == slice.Count ? encoded : encoded.AsSpan(offset * width, count * width).ToArray();
                     bytes += payload.Length;
-                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, nodeSamples[node], withStats, globalSamples, Index)));
+                    calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, jobSpec.Compression, payload, nodeSamples[node], withStats, globalSamples, Index, nonFinite, checksums?[p] ?? 0)));
                 }
             }
         }

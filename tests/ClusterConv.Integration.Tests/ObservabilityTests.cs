@@ -13,7 +13,7 @@ public sealed partial class ObservabilityTests
     private const string SiloName = "silo-observed";
 
     /// <summary>Names of docs/TELEMETRY.md that a short bsp-free run need not produce: they count rare events.</summary>
-    private static readonly string[] EventOnly = ["clusterconv_filter_series_dropped_total", "clusterconv_job_restarts_total"];
+    private static readonly string[] EventOnly = ["clusterconv_filter_series_dropped_total", "clusterconv_job_restarts_total", "clusterconv_worker_alerts_total"];
 
     [Fact]
     public async Task A_scraped_training_run_serves_health_every_documented_metric_and_an_answer_to_every_dashboard_query()

@@ -96,6 +96,23 @@ internal static class TrainCommand
         var jobId = new Option<string?>("--job-id") { Description = "Job id (default: run folder name and seed)." };
         var compression = new Option<string>("--compression") { Description = "Gradient compression on the wire: none, fp16 or bf16 (with error feedback).", DefaultValueFactory = _ => defaults.Compression };
         compression.AcceptOnlyFromAmong("none", "fp16", "bf16");
+        var maxRefusals = new Option<int>("--max-nonfinite-refusals") { Description = "Cluster: non-finite gradients the parameter servers may refuse (each skips its step) before the run stops as diverged (exit 3); 0 stops at the first.", DefaultValueFactory = _ => defaults.MaxNonFiniteRefusals };
+        maxRefusals.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError($"--max-nonfinite-refusals must be 0 or more, got {r.GetValueOrDefault<int>()}");
+            }
+        });
+        var divergenceFactor = new Option<double>("--divergence-factor") { Description = "Cluster, bsp: report a worker whose gradient norm exceeds this many times the median of the others' (or of its own recent steps with fewer than 3 workers); 0: off.", DefaultValueFactory = _ => defaults.DivergenceFactor };
+        divergenceFactor.Validators.Add(r =>
+        {
+            var v = r.GetValueOrDefault<double>();
+            if (!(v == 0 || (v > 1 && double.IsFinite(v))))
+            {
+                r.AddError($"--divergence-factor must be 0 (off) or a number above 1, got {v}");
+            }
+        });
         var maxParameters = CommonOptions.MaxParameters();
         var json = CommonOptions.Json("summary.json");
         var verbose = CommonOptions.Verbose();
@@ -103,7 +120,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a model and write a run folder.")
         {
             model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment,
-            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, metricsPort, metricsHost, maxParameters, json, verbose,
+            workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, maxRefusals, divergenceFactor, metricsPort, metricsHost, maxParameters, json, verbose,
         };
         command.SetAction(parse =>
         {
@@ -136,6 +153,8 @@ internal static class TrainCommand
                 Cluster = parse.GetValue(cluster),
                 JobId = parse.GetValue(jobId),
                 Compression = parse.GetValue(compression)!,
+                MaxNonFiniteRefusals = parse.GetValue(maxRefusals),
+                DivergenceFactor = parse.GetValue(divergenceFactor),
             };
             var asJson = parse.GetValue(json);
             var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
@@ -338,6 +357,11 @@ internal static class TrainCommand
             ["rebalances"] = job?.Rebalances ?? 0,
             ["steps_recomputed"] = job?.StepsRecomputed ?? 0,
             ["dropped_contributions"] = job?.DroppedContributions ?? 0,
+            ["nonfinite_refusals"] = job?.NonFiniteRefusals ?? 0,
+            ["steps_skipped"] = job?.StepsSkipped ?? 0,
+            ["gradient_outliers"] = job?.GradientOutliers ?? 0,
+            ["weights_mismatches"] = job?.WeightsMismatches ?? 0,
+            ["divergent_workers"] = new JsonArray((job?.DivergentWorkers ?? []).Select(w => (JsonNode?)MetricsLog.WorkerName(w)).ToArray()),
         };
         if (job is not null)
         {

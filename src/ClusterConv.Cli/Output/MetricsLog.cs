@@ -108,8 +108,34 @@ public sealed class MetricsLog : IDisposable
         });
     }
 
+    /// <summary>
+    /// A worker named by the cluster: <c>{"type":"alert","kind","epoch","step","worker":"w1","wall_seconds","message"}</c>,
+    /// kind being nonfinite_gradient (refused, the step not applied), gradient_outlier (with "gradient_norm" and the
+    /// "median" it was compared with) or weights_mismatch.
+    /// </summary>
+    public void WriteAlert(int epoch, double wallSeconds, JobAlert alert)
+    {
+        ArgumentNullException.ThrowIfNull(alert);
+        WriteLine(w =>
+        {
+            w.WriteString("type", "alert");
+            w.WriteString("kind", alert.Kind);
+            w.WriteNumber("epoch", epoch);
+            w.WriteNumber("step", alert.Step);
+            w.WriteString("worker", WorkerName(alert.Worker));
+            w.WriteNumber("wall_seconds", Math.Round(wallSeconds, 3));
+            if (double.IsFinite(alert.Value) && double.IsFinite(alert.Reference))
+            {
+                w.WriteNumber("gradient_norm", alert.Value);
+                w.WriteNumber("median", alert.Reference);
+            }
+
+            w.WriteString("message", alert.Message);
+        });
+    }
+
     /// <summary>How worker grain <paramref name="index"/> is named in metrics.jsonl and the report.</summary>
-    private static string WorkerName(int index) => "w" + index.ToString(CultureInfo.InvariantCulture);
+    public static string WorkerName(int index) => "w" + index.ToString(CultureInfo.InvariantCulture);
 
     public void Dispose() => writer.Dispose();
 

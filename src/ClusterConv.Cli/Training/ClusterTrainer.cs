@@ -83,6 +83,8 @@ public sealed class ClusterTrainer
                 "bf16" => GradientCompression.Bf16,
                 _ => GradientCompression.None,
             },
+            MaxNonFiniteRefusals = settings.MaxNonFiniteRefusals,
+            DivergenceFactor = settings.DivergenceFactor,
         };
     }
 
@@ -184,6 +186,14 @@ public sealed class ClusterTrainer
             {
                 after = e.Sequence;
                 stepsInEpoch = e.StepsInEpoch;
+                if (e.Alert is { } alert)
+                {
+                    // A worker refused or reported as divergent: a line in metrics.jsonl and a warning on stderr.
+                    metrics.WriteAlert(e.Epoch, e.WallSeconds, alert);
+                    Console.Error.WriteLine($"warning: {alert.Message}");
+                    continue;
+                }
+
                 if (e.IsEpoch && epochs.Any(x => x.Epoch == e.Epoch && x.Step == e.Step))
                 {
                     // Sent again by a job grain that moved to another silo.

@@ -76,4 +76,10 @@ public sealed record TrainSettings
 
     /// <summary>"none", "fp16" or "bf16" gradient compression with error feedback.</summary>
     public string Compression { get; init; } = "none";
+
+    /// <summary>Cluster: non-finite gradients refused (each skips its step) before the run stops as diverged; 0 stops at the first.</summary>
+    public int MaxNonFiniteRefusals { get; init; } = 3;
+
+    /// <summary>Cluster, bsp: a worker whose gradient norm is more than this many times the others' median is reported; 0: off.</summary>
+    public double DivergenceFactor { get; init; } = 10;
 }

@@ -44,6 +44,7 @@ public static class ClusterTelemetry
     public static readonly Counter<long> NetworkReceived = Meter.CreateCounter<long>("clusterconv.network.received", "By", "Payload bytes received (gradients by parameter servers, weights by workers)");
     public static readonly Histogram<double> CheckpointDuration = Meter.CreateHistogram<double>("clusterconv.checkpoint.duration", "s", "Time to checkpoint every parameter-server shard");
     public static readonly Counter<long> JobRestarts = Meter.CreateCounter<long>("clusterconv.job.restarts", "{restart}", "Times a job continued from its last checkpoint (job grain reactivated, or a shard rollback)");
+    public static readonly Counter<long> WorkerAlerts = Meter.CreateCounter<long>("clusterconv.worker.alerts", "{alert}", "Workers named by the job: a non-finite gradient refused, a gradient norm far above the others', weights that differ from the parameter servers'");
 
     private static readonly ConcurrentDictionary<(string Job, string Silo), int> WorkersBySilo = new();
 
@@ -98,6 +99,7 @@ public static class ClusterTelemetry
         public const string Filter = "filter";
         public const string Role = "role";
         public const string Shard = "shard";
+        public const string Kind = "kind";
         public const string RoleWorker = "worker";
         public const string RolePs = "ps";
     }
@@ -131,6 +133,9 @@ public static class ClusterTelemetry
         public const string Moved = "clusterconv.moved";
         public const string Silos = "clusterconv.silos";
         public const string Error = "clusterconv.error";
+        public const string GradientNormValue = "clusterconv.gradient_norm";
+        public const string Median = "clusterconv.median";
+        public const string Refusals = "clusterconv.refusals";
 
         /// <summary>double[]: per filter, the L2 norm of the layer's kernel gradient.</summary>
         public static string GradientNorm(string layer) => $"clusterconv.{layer}.gradient_norm";
@@ -150,6 +155,9 @@ public static class ClusterTelemetry
     {
         public const string FilterDead = "clusterconv.filter.dead";
         public const string NonFiniteGradient = "clusterconv.gradient.non_finite";
+        public const string StepSkipped = "clusterconv.step.skipped";
+        public const string GradientOutlier = "clusterconv.worker.gradient_outlier";
+        public const string WeightsMismatch = "clusterconv.worker.weights_mismatch";
         public const string WorkerLost = "clusterconv.worker.lost";
         public const string WorkerReactivated = "clusterconv.worker.reactivated";
         public const string Rebalance = "clusterconv.rebalance";
