@@ -155,8 +155,9 @@ public sealed partial class RepositorySecretsTests
     [GeneratedRegex("-----BEGIN ([A-Z]+ )?PRIVATE KEY-----")]
     private static partial Regex PrivateKey();
 
-    // NAME=value, NAME: value, "name": "value", and password=value inside a Redis address.
-    [GeneratedRegex("""(?<name>[A-Za-z_]*(?:password|passwd|secret|token|apikey|api_key)[A-Za-z_]*)["']?\s*[:=]\s*["']?(?<value>[^\s"',;)]{4,})""", RegexOptions.IgnoreCase)]
+    // NAME=value, NAME: value, "name": "value", and password=value inside a Redis address; the name ends with the
+    // word, so references (secretName, secretKeyRef, *_FILE) are not values.
+    [GeneratedRegex("""(?<name>[A-Za-z_]*(?:password|passwd|secret|token|apikey|api_key))["']?\s*[:=]\s*["']?(?<value>[^\s"',;)]{4,})""", RegexOptions.IgnoreCase)]
     private static partial Regex SecretAssignment();
 
     [GeneratedRegex(@"^\s*-?\s*name:\s*[A-Z0-9_]*PASSWORD[A-Z0-9_]*\s*$")]

@@ -40,7 +40,7 @@ internal static class CommonOptions
         {
             if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase) && !v.StartsWith("rediss://", StringComparison.OrdinalIgnoreCase))
             {
-                r.AddError($"--cluster must be redis://HOST:PORT (or rediss://HOST:PORT for TLS), got '{Hosting.RedisAddress.Mask(v)}'");
+                r.AddError($"--cluster must be redis://HOST:PORT, got '{Hosting.RedisAddress.Mask(v)}' (rediss://HOST:PORT for TLS)");
             }
         });
         return cluster;
