@@ -65,7 +65,7 @@ check "promtool check config deploy/prometheus/prometheus.yml" promtool check co
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 sets=()
-for dir in k8s k8s/overlays/large k8s/overlays/monitoring; do
+for dir in k8s k8s/overlays/large k8s/overlays/monitoring k8s/overlays/tls; do
   name="$(basename "$dir")"; [ "$dir" = k8s ] && name=base
   if kubectl kustomize "$dir" > "$work/$name.yaml" 2> "$work/out"; then
     ok "kubectl kustomize $dir renders"

@@ -32,15 +32,15 @@ internal static class CommonOptions
     public static Option<string> OutDir(string description, string defaultValue) =>
         new("--out") { Description = description, DefaultValueFactory = _ => defaultValue };
 
-    /// <summary>--cluster redis://HOST:PORT: a running cluster to train on instead of a silo in this process.</summary>
+    /// <summary>--cluster redis://HOST:PORT (rediss:// for TLS): a running cluster to train on instead of a silo in this process.</summary>
     public static Option<string?> Cluster(string description)
     {
         var cluster = new Option<string?>("--cluster") { Description = description };
         cluster.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase))
+            if (r.GetValueOrDefault<string?>() is { } v && !v.StartsWith("redis://", StringComparison.OrdinalIgnoreCase) && !v.StartsWith("rediss://", StringComparison.OrdinalIgnoreCase))
             {
-                r.AddError($"--cluster must be redis://HOST:PORT, got '{v}'");
+                r.AddError($"--cluster must be redis://HOST:PORT, got '{Hosting.RedisAddress.Mask(v)}' (rediss://HOST:PORT for TLS)");
             }
         });
         return cluster;

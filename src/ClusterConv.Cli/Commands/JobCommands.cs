@@ -20,7 +20,9 @@ internal static class JobCommands
         var passwordFile = RedisAddress.PasswordFileOption();
         var verbose = CommonOptions.Verbose();
         var command = new Command("status", "Show the jobs of a cluster, or one job.") { job, cluster, passwordFile, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
+        var security = new SecurityOptions();
+        security.AddTo(command);
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), security.Resolve(parse), async client =>
         {
             var ids = parse.GetValue(job) is { } id ? [id] : await client.GetGrain<IJobRegistryGrain>(0).ListAsync();
             foreach (var jobId in ids)
@@ -47,7 +49,9 @@ internal static class JobCommands
         var outDir = new Option<string?>("--out") { Description = "Run folder to write (default: runs/JOB)." };
         var verbose = CommonOptions.Verbose();
         var command = new Command("attach", "Follow a job's progress and write its run folder when it ends.") { job, cluster, passwordFile, outDir, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
+        var security = new SecurityOptions();
+        security.AddTo(command);
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), security.Resolve(parse), async client =>
         {
             var jobId = parse.GetValue(job)!;
             var grain = client.GetGrain<IJobGrain>(jobId);
@@ -73,7 +77,9 @@ internal static class JobCommands
         var passwordFile = RedisAddress.PasswordFileOption();
         var verbose = CommonOptions.Verbose();
         var command = new Command("cancel", "Stop a job.") { job, cluster, passwordFile, verbose };
-        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), async client =>
+        var security = new SecurityOptions();
+        security.AddTo(command);
+        command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), _ => WithClient(Address(parse.GetValue(cluster)!, parse.GetValue(passwordFile)), security.Resolve(parse), async client =>
         {
             var s = await client.GetGrain<IJobGrain>(parse.GetValue(job)!).CancelAsync();
             Console.WriteLine($"{s.JobId}: cancel requested at step {s.Step}/{s.TotalSteps}");
@@ -84,7 +90,7 @@ internal static class JobCommands
 
     private static Option<string?> ClusterOption()
     {
-        var cluster = CommonOptions.Cluster("redis://HOST:PORT of the cluster.");
+        var cluster = CommonOptions.Cluster("redis://HOST:PORT (rediss:// for TLS) of the cluster.");
         cluster.Required = true;
         return cluster;
     }
@@ -92,9 +98,9 @@ internal static class JobCommands
     private static string Address(string cluster, string? passwordFile) =>
         RedisAddress.Resolve(cluster, passwordFile, Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable)).Connect;
 
-    private static int WithClient(string cluster, Func<IClusterClient, Task<int>> body) => Task.Run(async () =>
+    private static int WithClient(string cluster, ClusterSecurity security, Func<IClusterClient, Task<int>> body) => Task.Run(async () =>
     {
-        using var host = await ClusterTrainer.StartClientAsync(cluster);
+        using var host = await ClusterTrainer.StartClientAsync(cluster, security: security);
         try
         {
             return await body(host.Services.GetRequiredService<IClusterClient>());

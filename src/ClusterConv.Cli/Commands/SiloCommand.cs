@@ -16,7 +16,7 @@ internal static class SiloCommand
 {
     public static Command Create()
     {
-        var redis = new Option<string>("--redis") { Description = "HOST:PORT (or redis://HOST:PORT, or a StackExchange.Redis configuration string) of the Redis server holding membership and checkpoints.", Required = true };
+        var redis = new Option<string>("--redis") { Description = "HOST:PORT (or redis://HOST:PORT, rediss://HOST:PORT for TLS, or a StackExchange.Redis configuration string) of the Redis server holding membership and checkpoints.", Required = true };
         var passwordFile = RedisAddress.PasswordFileOption();
         var (metricsPort, metricsHost) = MetricsListen.Options();
         var siloPort = new Option<int>("--silo-port") { Description = "Port for silo-to-silo traffic.", DefaultValueFactory = _ => 11111 };
@@ -39,16 +39,18 @@ internal static class SiloCommand
         {
             redis, passwordFile, siloPort, gatewayPort, name, advertise, metricsPort, metricsHost, verbose,
         };
+        var security = new SecurityOptions();
+        security.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(parse.GetValue(verbose), token =>
         {
             var address = RedisAddress.Resolve(parse.GetValue(redis)!, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable));
             var metrics = MetricsListen.From(parse.GetValue(metricsPort), parse.GetValue(metricsHost));
-            return RunAsync(address, parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, parse.GetValue(verbose), token).GetAwaiter().GetResult();
+            return RunAsync(address, security.Resolve(parse), parse.GetValue(siloPort), parse.GetValue(gatewayPort), parse.GetValue(name), parse.GetValue(advertise)!, metrics, parse.GetValue(verbose), token).GetAwaiter().GetResult();
         }));
         return command;
     }
 
-    private static async Task<int> RunAsync(RedisAddress redis, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, bool verbose, CancellationToken cancellation)
+    private static async Task<int> RunAsync(RedisAddress redis, ClusterSecurity security, int siloPort, int gatewayPort, string? name, string advertise, MetricsListen? metrics, bool verbose, CancellationToken cancellation)
     {
         if (!IPAddress.TryParse(advertise, out var address))
         {
@@ -79,7 +81,7 @@ internal static class SiloCommand
 
             // Failure-detection timings from configuration, e.g. Orleans__Membership__ProbeTimeout=00:00:01 in the environment.
             silo.Services.Configure<ClusterMembershipOptions>(builder.Configuration.GetSection("Orleans:Membership"));
-            silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis.Connect) });
+            silo.AddClusterConv(new ClusterConvSiloOptions { Redis = ClusterHosting.RedisEndpoint(redis.Connect), RedisTrustedRoots = security.RedisTrustedRoots, Tls = security.Tls });
         });
         using var host = builder.Build();
         try
@@ -91,16 +93,17 @@ internal static class SiloCommand
             // Taken between the check above and the bind.
             throw new UserException($"--silo-port {siloPort} or --gateway-port {gatewayPort}: address {address} already in use", e, ExitCodes.IoError);
         }
-        catch (Exception e) when (e.GetBaseException().GetType().Name == "RedisConnectionException")
+        catch (Exception e) when (RedisFailure(e) is not null)
         {
-            var message = e.GetBaseException().Message;
+            var message = RedisFailure(e)!.Message;
             var cut = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
-            throw new UserException($"--redis {redis.Display}: could not connect: {(cut > 0 ? message[..cut] : message)}", e, ExitCodes.IoError);
+            var tls = CertificateTrust.LastRejection is { } rejected ? $"; TLS refused Redis' certificate: {rejected}" : string.Empty;
+            throw new UserException($"--redis {redis.Display}: could not connect: {(cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ")}{tls}", e, ExitCodes.IoError);
         }
 
         Volatile.Write(ref started, true);
 
-        Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis.Display}");
+        Console.WriteLine($"silo {siloName} running: silo port {siloPort}, gateway port {gatewayPort}, redis {redis.Display}, {security.Describe()}");
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         using (cancellation.Register(lifetime.StopApplication))
         {
@@ -112,6 +115,20 @@ internal static class SiloCommand
 
         Console.WriteLine($"silo {siloName} stopped");
         return ExitCodes.Success;
+    }
+
+    /// <summary>The Redis connection failure in <paramref name="e"/>'s chain (a TLS or password refusal has an inner exception of its own).</summary>
+    private static Exception? RedisFailure(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : x.InnerException)
+        {
+            if (x.GetType().Name == "RedisConnectionException")
+            {
+                return x;
+            }
+        }
+
+        return null;
     }
 
     private static void EnsureFree(IPAddress address, int port, string option)

@@ -122,6 +122,8 @@ internal static class TrainCommand
             model, data, epochs, batchSize, optimizer, lr, schedule, seed, threads, trainLimit, testLimit, maxSteps, outDir, statsEvery, logEvery, deadWindow, augment,
             workers, microBatches, mode, psShards, backupWorkers, checkpointEvery, resume, cluster, passwordFile, jobId, compression, maxRefusals, divergenceFactor, metricsPort, metricsHost, maxParameters, json, verbose,
         };
+        var security = new SecurityOptions();
+        security.AddTo(command);
         command.SetAction(parse =>
         {
             var settings = new TrainSettings
@@ -165,13 +167,13 @@ internal static class TrainCommand
                 var connect = settings.Cluster is { } address
                     ? settings with { Cluster = RedisAddress.Resolve(address, parse.GetValue(passwordFile), Environment.GetEnvironmentVariable(RedisAddress.PasswordVariable)).Connect }
                     : settings;
-                return Execute(connect, asJson, token, metrics, limit);
+                return Execute(connect, asJson, token, metrics, limit, settings.Cluster is null ? null : security.Resolve(parse));
             });
         });
         return command;
     }
 
-    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen = null, long maxParameters = CommonOptions.DefaultMaxParameters)
+    public static int Execute(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen = null, long maxParameters = CommonOptions.DefaultMaxParameters, ClusterSecurity? security = null)
     {
         var console = asJson ? CommandRunner.ErrorConsole() : AnsiConsole.Console;
         var spec = CommonOptions.ResolveModel(settings.Model, maxParameters);
@@ -221,7 +223,7 @@ internal static class TrainCommand
         var guard = new RunFolderGuard(outDir);
         try
         {
-            return Run(settings, asJson, cancellation, metricsListen, console, spec, model, data, outDir);
+            return Run(settings, asJson, cancellation, metricsListen, console, spec, model, data, outDir, security);
         }
         catch (Exception e) when (RunFolderGuard.IsRefusedAtStart(e))
         {
@@ -231,7 +233,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Run(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen, IAnsiConsole console, ModelSpec spec, Model model, DataSplits? data, string outDir)
+    private static int Run(TrainSettings settings, bool asJson, CancellationToken cancellation, MetricsListen? metricsListen, IAnsiConsole console, ModelSpec spec, Model model, DataSplits? data, string outDir, ClusterSecurity? security)
     {
         Directory.CreateDirectory(outDir);
         var where = settings.Workers == 0
@@ -269,6 +271,7 @@ internal static class TrainCommand
                 {
                     clusterTrainer = new ClusterTrainer(settings, model, data, display);
                     clusterTrainer.ConfigureServices = TrainTelemetry(clusterTrainer.Spec(outDir).JobId, settings.Cluster is null, metricsListen);
+                    clusterTrainer.Security = security;
                     return clusterTrainer.RunAsync(metrics, outDir, cancellation).GetAwaiter().GetResult();
                 });
             }

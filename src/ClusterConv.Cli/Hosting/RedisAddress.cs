@@ -66,6 +66,7 @@ internal sealed partial record RedisAddress(string Connect, string Display)
     /// <summary>Every <c>password=…</c> in <paramref name="text"/> as <c>password=***</c>.</summary>
     public static string Mask(string text) => PasswordPattern().Replace(text ?? string.Empty, "password=***");
 
-    [GeneratedRegex("password=[^,\\s]*", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    // Lazy up to a ',' or white space, and not over a ':' that ends the address in a message ("--cluster ADDRESS: why").
+    [GeneratedRegex("password=[^,\\s]*?(?=,|\\s|:\\s|:$|$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex PasswordPattern();
 }

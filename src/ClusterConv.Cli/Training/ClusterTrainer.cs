@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using ClusterConv.Cli.Inference;
 using ClusterConv.Cli.Output;
@@ -39,6 +40,9 @@ public sealed class ClusterTrainer
 
     /// <summary>Adds telemetry and the metrics listener to the embedded silo's or the client's host (Hosting/HostTelemetry).</summary>
     public Action<IServiceCollection>? ConfigureServices { get; set; }
+
+    /// <summary>Redis CA and cluster TLS of a client (--redis-ca, --tls-*); null: from the CLUSTERCONV_* variables.</summary>
+    public Hosting.ClusterSecurity? Security { get; set; }
 
     /// <summary>What the cluster reported besides the engine's numbers (summary.json fields).</summary>
     public JobStatus? FinalStatus { get; private set; }
@@ -122,7 +126,7 @@ public sealed class ClusterTrainer
             throw new UserException(e.Message);
         }
 
-        using var host = settings.Cluster is null ? await StartEmbeddedSiloAsync(Path.Combine(outDir, "checkpoints"), ConfigureServices) : await StartClientAsync(settings.Cluster, ConfigureServices);
+        using var host = settings.Cluster is null ? await StartEmbeddedSiloAsync(Path.Combine(outDir, "checkpoints"), ConfigureServices) : await StartClientAsync(settings.Cluster, ConfigureServices, Security);
         var client = host.Services.GetRequiredService<IClusterClient>();
         if (data is not null && settings.Cluster is null)
         {
@@ -324,17 +328,28 @@ public sealed class ClusterTrainer
     }
 
     /// <summary>A client of a Redis-clustered ClusterConv cluster.</summary>
-    public static async Task<IHost> StartClientAsync(string cluster, Action<IServiceCollection>? configureServices = null)
+    public static async Task<IHost> StartClientAsync(string cluster, Action<IServiceCollection>? configureServices = null, Hosting.ClusterSecurity? security = null)
     {
         ArgumentNullException.ThrowIfNull(cluster);
+        security ??= Hosting.ClusterSecurity.FromEnvironment();
         var builder = Host.CreateApplicationBuilder();
         QuietLogging(builder.Logging);
+        var watch = new Hosting.ConnectionFailureWatch();
+        Hosting.ConnectionFailureWatch.Add(builder.Logging, watch);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         configureServices?.Invoke(builder.Services);
         // Every client verb honours CLUSTERCONV_REDIS_PASSWORD; an address already carrying password= is left as it is.
         var connect = Hosting.RedisAddress.Resolve(cluster, null, Environment.GetEnvironmentVariable(Hosting.RedisAddress.PasswordVariable)).Connect;
-        await ProbeRedisAsync(cluster, connect);
-        builder.UseOrleansClient(client => client.UseClusterConvRedis(connect).AddClusterConvClient());
+        var shown = Hosting.RedisAddress.Mask(cluster);
+        await ProbeRedisAsync(shown, connect, security.RedisTrustedRoots);
+        builder.UseOrleansClient(client =>
+        {
+            client.UseClusterConvRedis(connect, redisTrustedRoots: security.RedisTrustedRoots).AddClusterConvClient();
+            if (security.Tls is { } tls)
+            {
+                client.UseClusterConvTls(tls);
+            }
+        });
 
         var host = builder.Build();
         var clock = Stopwatch.StartNew();
@@ -342,13 +357,24 @@ public sealed class ClusterTrainer
         {
             // Bounded: StackExchange.Redis gives up on a closed port at once and on an unanswering host after its
             // connect timeout (5 s), but a gateway that accepts and never answers would otherwise hold the verb forever.
-            await host.StartAsync().WaitAsync(ConnectTimeout);
+            var start = host.StartAsync();
+            if (await Task.WhenAny(start, watch.Failed).WaitAsync(ConnectTimeout) != start)
+            {
+                throw new IOException(await watch.Failed);
+            }
+
+            await start;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             host.Dispose();
             var why = e is TimeoutException ? $"no answer within {ConnectTimeout.TotalSeconds:F0} s" : FirstSentences(e.GetBaseException().Message);
-            throw new UserException($"--cluster {cluster}: could not connect after {clock.Elapsed.TotalSeconds:F1} s: {why}", e, ExitCodes.IoError);
+            // A TLS handshake refused on either side shows in Orleans only as a closed connection: say what TLS saw.
+            var rejected = CertificateTrust.LastRejection;
+            why = rejected is null ? why : $"TLS refused the cluster's certificate: {rejected}";
+            var tls = rejected is not null ? string.Empty
+                : security.Tls is null ? " (if the cluster's silos use TLS, give --tls-cert and --tls-ca)" : " (the silos may have refused this client's certificate: is it signed by a CA their --tls-ca trusts?)";
+            throw new UserException($"--cluster {shown}: could not connect after {clock.Elapsed.TotalSeconds:F1} s: {why}{tls}", e, ExitCodes.IoError);
         }
 
         return host;
@@ -357,13 +383,14 @@ public sealed class ClusterTrainer
     /// <summary>
     /// A TCP connect to Redis before Orleans starts: a closed port or a silent host is then one clear error in at most
     /// <see cref="ProbeTimeout"/>, where the Orleans client's retries took 0 to 16 s depending on the machine's load.
+    /// With TLS (rediss://) the probe also does the handshake, so an untrusted server certificate is named at once.
     /// </summary>
-    private static async Task ProbeRedisAsync(string cluster, string connect)
+    private static async Task ProbeRedisAsync(string cluster, string connect, System.Security.Cryptography.X509Certificates.X509Certificate2Collection? roots)
     {
         var clock = Stopwatch.StartNew();
-        var endpoints = StackExchange.Redis.ConfigurationOptions.Parse(ClusterHosting.RedisEndpoint(connect)).EndPoints;
+        var options = StackExchange.Redis.ConfigurationOptions.Parse(ClusterHosting.RedisEndpoint(connect));
         var problems = new List<string>();
-        foreach (var endpoint in endpoints)
+        foreach (var endpoint in options.EndPoints)
         {
             var (host, port) = endpoint switch
             {
@@ -371,21 +398,44 @@ public sealed class ClusterTrainer
                 IPEndPoint i => (i.Address.ToString(), i.Port),
                 _ => (endpoint.ToString() ?? "?", 0),
             };
-            port = port == 0 ? 6379 : port;
+            port = port == 0 ? (options.Ssl ? 6380 : 6379) : port;
             using var tcp = new TcpClient();
             using var timeout = new CancellationTokenSource(ProbeTimeout);
             try
             {
                 await tcp.ConnectAsync(host, port, timeout.Token);
-                return;
             }
             catch (OperationCanceledException)
             {
                 problems.Add($"{host}:{port} did not answer within {ProbeTimeout.TotalSeconds:F0} s");
+                continue;
             }
             catch (SocketException e)
             {
                 problems.Add($"{host}:{port}: {e.Message}");
+                continue;
+            }
+
+            if (!options.Ssl)
+            {
+                return;
+            }
+
+            using var tls = new SslStream(tcp.GetStream(), false, (_, certificate, _, errors) => CertificateTrust.IsTrusted(certificate, errors, roots, checkName: true));
+            try
+            {
+                await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = options.SslHost ?? host }, timeout.Token);
+                return;
+            }
+            catch (System.Security.Authentication.AuthenticationException e)
+            {
+                var why = CertificateTrust.LastRejection ?? e.Message;
+                var hint = roots is null ? "; give the CA that signed it with --redis-ca" : string.Empty;
+                throw new UserException($"--cluster {cluster}: Redis at {host}:{port} refused over TLS after {clock.Elapsed.TotalSeconds:F1} s: {why}{hint}", e, ExitCodes.IoError);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                problems.Add($"{host}:{port} did not complete a TLS handshake (is it a TLS port?): {(e is OperationCanceledException ? $"no answer within {ProbeTimeout.TotalSeconds:F0} s" : e.Message)}");
             }
         }
 
