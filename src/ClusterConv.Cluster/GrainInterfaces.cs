@@ -20,7 +20,7 @@ public interface IJobGrain : IGrainWithStringKey
     Task<JobSpec?> GetSpecAsync();
 
     /// <summary>
-    /// bsp: the trainable weights (little-endian float32) after <paramref name="step"/> steps, if this activation kept
+    /// bsp: the weights and moving statistics (<see cref="ClusterVector"/>, little-endian float32) after <paramref name="step"/> steps, if this activation kept
     /// them: at each epoch's end and, when no epoch ends inside the run, at half the steps. Null otherwise.
     /// </summary>
     Task<byte[]?> GetSnapshotAsync(long step);

@@ -178,9 +178,9 @@ public sealed class JobGrain : Grain, IJobGrain
 
     public Task<byte[]?> GetSnapshotAsync(long step) => Task.FromResult(snapshots.GetValueOrDefault(step));
 
-    private async Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int trainableCount, long step)
+    private async Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
     {
-        var weights = await ReadWeightsAsync(spec, servers, trainableCount);
+        var weights = await ReadWeightsAsync(spec, servers, length);
         snapshots[step] = WireFormat.ToBytes(weights);
         while (snapshots.Count > SnapshotsKept)
         {
@@ -216,8 +216,9 @@ public sealed class JobGrain : Grain, IJobGrain
         Check(spec.CheckpointEvery >= 0, $"--checkpoint-every must be 0 or more, got {spec.CheckpointEvery}");
         Check(spec.MaxFilterSeries >= 0, $"MaxFilterSeries must be 0 or more, got {spec.MaxFilterSeries}");
         var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
-        Check(model.ParameterCount == model.TrainableParameterCount, $"model '{model.Spec.Name}' has non-trainable parameters (BatchNormalization moving statistics), which the cluster does not carry yet; train it with --workers 0");
-        Check(spec.PsShards <= model.TrainableParameterCount, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
+        // Throws for a non-trainable parameter other than BatchNormalization's moving statistics.
+        var vector = new ClusterVector(model);
+        Check(spec.PsShards <= vector.Trainable, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
     }
 
     private static void Check(bool condition, string message)
@@ -335,7 +336,8 @@ public sealed class JobGrain : Grain, IJobGrain
             throw new ArgumentException($"model '{layout.Spec.Name}' takes {layout.InputShape} with {layout.Classes} classes; data '{requested.Data}' has 1x{data.Train.Height}x{data.Train.Width} images of {data.Train.ClassCount} classes");
         }
 
-        var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, layout.TrainableParameterCount);
+        var vector = new ClusterVector(layout);
+        var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, vector.Length);
         var spec = requested with { ScheduleSteps = plan.TotalSteps };
         State.TotalSteps = plan.TotalSteps;
         var servers = Enumerable.Range(0, spec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
@@ -532,7 +534,7 @@ public sealed class JobGrain : Grain, IJobGrain
             if (epochEnds || (plan.TotalSteps <= plan.StepsPerEpoch && step == plan.TotalSteps / 2))
             {
                 // Nothing is pushed until the next step is handed out: the shards hold exactly version `step`.
-                await KeepSnapshotAsync(spec, servers, layout.TrainableParameterCount, step);
+                await KeepSnapshotAsync(spec, servers, vector.Length, step);
             }
 
             if (epochEnds)
@@ -887,18 +889,19 @@ public sealed class JobGrain : Grain, IJobGrain
 
     private async Task<string> WeightsShaAsync(JobSpec spec, IParameterServerGrain[] servers, Model layout)
     {
-        var all = await ReadWeightsAsync(spec, servers, layout.TrainableParameterCount);
-        layout.LoadParameters(all, trainableOnly: true);
+        var vector = new ClusterVector(layout);
+        var all = await ReadWeightsAsync(spec, servers, vector.Length);
+        vector.Load(layout, all);
         return layout.WeightsSha256();
     }
 
-    /// <summary>The whole trainable vector, read chunk by chunk from every shard.</summary>
-    public static async Task<float[]> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount)
+    /// <summary>The whole vector (trainable weights, then moving statistics: <see cref="ClusterVector"/>), read chunk by chunk from every shard.</summary>
+    public static async Task<float[]> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int length)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(servers);
-        var all = new float[trainableCount];
-        var slices = Data.Sharding.Ranges(trainableCount, servers.Count);
+        var all = new float[length];
+        var slices = Data.Sharding.Ranges(length, servers.Count);
         for (var p = 0; p < servers.Count; p++)
         {
             var first = await servers[p].GetWeightsAsync(spec, 0, -1);

@@ -23,6 +23,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private JobPlan? plan;
     private Model? model;
     private Model? evalModel;
+    private ClusterVector? vector;
     private ComputePool? pool;
     private IReadOnlyList<MeasuredLayer> measured = [];
     private Dictionary<int, BatchAssembler> assemblers = [];
@@ -545,7 +546,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         var modelSpec = KerasModelReader.Read(jobSpec.ModelJson, $"job {jobSpec.JobId}");
         model = new Model(modelSpec);
         evalModel = new Model(modelSpec);
-        plan = new JobPlan(jobSpec, data.Train.Count, data.Test.Count, model.TrainableParameterCount);
+        vector = new ClusterVector(model);
+        plan = new JobPlan(jobSpec, data.Train.Count, data.Test.Count, vector.Length);
         pool?.Dispose();
         pool = new ComputePool(Math.Max(1, jobSpec.ThreadsPerWorker));
         measured = FilterStatisticsCollector.MeasuredLayers(model);
@@ -559,16 +561,16 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             // This worker's data: only its own shards, keeping global sample indices.
             assemblers[j] = new BatchAssembler(data.Train.Slice(plan.DataShards[j]), Normalization.Scale, augmentation, jobSpec.Seed);
-            leaves[new TreeNode(j, j + 1)] = new float[model.TrainableParameterCount];
+            leaves[new TreeNode(j, j + 1)] = new float[vector.Length];
         }
 
         testAssembler = new BatchAssembler(data.Test, Normalization.Scale);
         shardOrders = [];
         ordersEpoch = -1;
         Abandon();
-        weights = new float[model.TrainableParameterCount];
-        spare = new float[model.TrainableParameterCount];
-        evalWeights = new float[model.TrainableParameterCount];
+        weights = new float[vector.Length];
+        spare = new float[vector.Length];
+        evalWeights = new float[vector.Length];
         weightsVersion = -1;
         residuals = [];
         sums = [];
@@ -656,7 +658,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private LocalResult Compute(long step, float gradientScale, bool countAll)
     {
         var m = model!;
-        m.LoadParameters(weights, trainableOnly: true);
+        var layout = vector!;
+        layout.Load(m, weights);
         var epoch = plan!.EpochOf(step);
         var batch = plan.BatchOf(step);
         var slots = plan.Slots(Index);
@@ -691,10 +694,20 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             assemblers[j].Fill(input!, labels.AsSpan(0, n), indices, epoch);
             var context = new StepContext(true, pool!, spec!.Seed, epoch, indices);
+            if (layout.Moving > 0)
+            {
+                // The forward then leaves this micro-batch's statistics alone in them (see ClusterVector).
+                ClusterVector.ClearMoving(m);
+            }
+
             var logits = m.Forward(input!, context);
             var loss = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), classes, dLogits.AsSpan(0, n * classes), gradientScale);
             m.Backward(dLogits.AsSpan(0, n * classes), context);
-            m.CopyGradientsTo(leaf);
+            m.CopyGradientsTo(leaf.AsSpan(0, layout.Trainable));
+            if (layout.Moving > 0)
+            {
+                layout.CopyMovingContribution(m, leaf, n * gradientScale);
+            }
             leafSamples[j] = n;
             lossSum += loss.Sum;
             correct += loss.Correct;
@@ -733,7 +746,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         foreach (var node in ReductionTree.Cover(plan.MicroBatches, slots.Start, slots.End))
         {
             var missing = 0;
-            nodes[node] = ReductionTree.Reduce(node, leaves, m.TrainableParameterCount, allowMissing: false, ref missing, SumBuffer)!;
+            nodes[node] = ReductionTree.Reduce(node, leaves, layout.Length, allowMissing: false, ref missing, SumBuffer)!;
             nodeSamples[node] = leafSamples.AsSpan(node.Start, node.End - node.Start).ToArray().Sum();
         }
 
@@ -744,7 +757,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     {
         if (!sums.TryGetValue(node, out var buffer))
         {
-            sums[node] = buffer = new float[model!.TrainableParameterCount];
+            sums[node] = buffer = new float[vector!.Length];
         }
 
         return buffer;
@@ -821,7 +834,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private EvalReport Evaluate(int start, int count)
     {
         var m = evalModel!;
-        m.LoadParameters(evalWeights, trainableOnly: true);
+        vector!.Load(m, evalWeights);
         const int EvalBatch = 250;
         var evalInput = new Tensor(EvalBatch, m.InputShape);
         var evalLabels = new int[EvalBatch];

@@ -245,8 +245,9 @@ public sealed class ClusterTrainer
         }
 
         var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
-        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
-        model.LoadParameters(weights, trainableOnly: true);
+        var vector = new ClusterVector(model);
+        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, vector.Length), cancellation, detachOnCancel);
+        vector.Load(model, weights);
         var sha = model.WeightsSha256();
         if (status.WeightsSha256 is { } reported && reported != sha)
         {
@@ -466,9 +467,10 @@ public sealed class ClusterTrainer
                     return;
                 }
 
-                var weights = new float[layout.TrainableParameterCount];
+                var vector = new ClusterVector(layout);
+                var weights = new float[vector.Length];
                 WireFormat.FromBytes(bytes, weights);
-                layout.LoadParameters(weights, trainableOnly: true);
+                vector.Load(layout, weights);
                 var checkpoint = ModelCheckpoint.Capture(layout, step, epochsDone, InputNormalization.Scale, spec.Optimizer);
                 AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, step), checkpoint.Save);
             }
