@@ -44,6 +44,9 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
     Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
 
+    /// <summary>ssp and async: the statistics rounds done since the last call (each handed out once).</summary>
+    Task<RoundStatistics[]> TakeRoundStatisticsAsync();
+
     /// <summary>
     /// Between steps: when the silo this worker belongs on (its index mod the silo count, over the silos sorted by
     /// address) is not the one it runs on, it moves there once idle. True when it will move.

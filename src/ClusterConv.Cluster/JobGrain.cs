@@ -363,7 +363,7 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         var budget = new FilterSeriesBudget(spec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), spec.Workers);
-        if (spec.Mode == ConsistencyMode.Bsp && spec.StatsEvery > 0 && budget.Dropped > 0)
+        if (spec.StatsEvery > 0 && budget.Dropped > 0)
         {
             ClusterTelemetry.FilterSeriesDropped.Add(budget.Dropped, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
             logger.LogWarning("job {Job}: {Dropped} per-filter metric series are past MaxFilterSeries ({Cap}) and are not recorded as metrics (metrics.jsonl keeps them)", spec.JobId, budget.Dropped, spec.MaxFilterSeries);
@@ -374,7 +374,7 @@ public sealed class JobGrain : Grain, IJobGrain
 
         if (spec.Mode != ConsistencyMode.Bsp)
         {
-            await RunFreeAsync(spec, plan, workers, servers, step);
+            await RunFreeAsync(spec, plan, workers, servers, step, new FreeStatistics(measured, parameterIndex, budget, spec));
             if (State.Phase == JobPhase.Cancelled)
             {
                 return;
@@ -559,7 +559,7 @@ public sealed class JobGrain : Grain, IJobGrain
     }
 
     /// <summary>ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete.</summary>
-    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first)
+    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, FreeStatistics statistics)
     {
         trainClock.Start();
         await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
@@ -596,10 +596,26 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             logger.LogDebug("job {Job}: rounds {Rounds}", spec.JobId, string.Join(",", progress.Select(p => p.Rounds)));
+            if (spec.StatsEvery > 0)
+            {
+                var taken = await Task.WhenAll(workers.Select(w => Retry(() => w.TakeRoundStatisticsAsync())));
+                var now = wall.Elapsed.TotalSeconds;
+                foreach (var round in statistics.Add(taken.SelectMany(t => t), workers.Length))
+                {
+                    var line = statistics.Event(round, plan, now);
+                    RecordFilters(spec.JobId, line.Filters!, statistics.Budget, null);
+                    events.Add(line with
+                    {
+                        Sequence = events.Count,
+                        SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                    });
+                }
+            }
+
             windowLoss += progress.Sum(p => p.LossSum);
             windowCorrect += progress.Sum(p => p.Correct);
             windowSamples += progress.Sum(p => p.Samples);
-            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0)
+            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0 && slowest - 1 != statistics.LastStep)
             {
                 // A step line per LogEvery rounds of the slowest worker: loss and accuracy of the updates since the last line.
                 lastLogged = (slowest - 1) / spec.LogEvery;
@@ -650,6 +666,84 @@ public sealed class JobGrain : Grain, IJobGrain
 
         trainClock.Stop();
         _ = servers;
+    }
+
+    /// <summary>
+    /// ssp and async per-filter statistics: a statistics round's step line once every worker has done that round. Each
+    /// worker's update is an optimizer step of its own, so the norms are root-mean-square over the workers' updates
+    /// (exact for one worker), sparsity is over all their samples, and a filter is dead after DeadWindow rounds
+    /// (counted in statistics intervals) without a positive output on any worker.
+    /// </summary>
+    private sealed class FreeStatistics(IReadOnlyList<MeasuredLayer> measured, int[] parameterIndex, FilterSeriesBudget budget, JobSpec spec)
+    {
+        private readonly SortedDictionary<long, List<RoundStatistics>> rounds = [];
+        private readonly DeadFilterTracker[] dead = measured.Select(l => new DeadFilterTracker(l.Kernel.Rows, Math.Max(1, (spec.DeadWindow + spec.StatsEvery - 1) / Math.Max(1, spec.StatsEvery)))).ToArray();
+        private readonly ILearningRateSchedule schedule = LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, spec.ScheduleSteps));
+
+        public FilterSeriesBudget Budget => budget;
+
+        /// <summary>The step of the last statistics line (−1: none yet).</summary>
+        public long LastStep { get; private set; } = -1;
+
+        /// <summary>Adds what the workers handed over; returns the rounds now complete, in order.</summary>
+        public List<List<RoundStatistics>> Add(IEnumerable<RoundStatistics> taken, int workers)
+        {
+            foreach (var r in taken)
+            {
+                if (!rounds.TryGetValue(r.Round, out var list))
+                {
+                    rounds[r.Round] = list = [];
+                }
+
+                // A worker that restarted can report a round again: keep one per worker.
+                list.RemoveAll(x => x.Worker.Worker == r.Worker.Worker);
+                list.Add(r);
+            }
+
+            var complete = new List<List<RoundStatistics>>();
+            foreach (var (round, list) in rounds.ToArray())
+            {
+                if (list.Count >= workers)
+                {
+                    rounds.Remove(round);
+                    complete.Add(list.OrderBy(x => x.Worker.Worker).ToList());
+                }
+            }
+
+            return complete;
+        }
+
+        public JobEvent Event(List<RoundStatistics> reports, JobPlan plan, double now)
+        {
+            var round = reports[0].Round;
+            var share = 1.0 / reports.Count;
+            var applies = reports.SelectMany(r => r.Applies)
+                .Select(a => a with { Rows = a.Rows.Select(x => new RowSums(x.Parameter, Scale(x.GradientSquares, share), Scale(x.WeightSquares, share), Scale(x.BeforeSquares, share), Scale(x.DistanceSquares, share))).ToArray() })
+                .ToArray();
+            var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
+            var fired = Sum(reports.Select(r => new ActivationCounts(r.FiredSince, r.FiredSince, new long[measured.Count])).ToArray(), measured);
+            for (var l = 0; l < measured.Count; l++)
+            {
+                dead[l].Observe(round, fired.Positive[l]);
+            }
+
+            var samples = Math.Max(1, reports.Sum(r => r.Samples));
+            LastStep = round;
+            return new JobEvent
+            {
+                Epoch = plan.EpochOf(round),
+                Step = round,
+                WallSeconds = now,
+                Loss = reports.Sum(r => r.LossSum) / samples,
+                Accuracy = (double)reports.Sum(r => r.Correct) / samples,
+                LearningRate = schedule.At(round),
+                Filters = Statistics(measured, parameterIndex, applies, counts, dead),
+                StepsInEpoch = plan.StepsPerEpoch,
+                Workers = reports.Select(r => r.Worker with { StartSeconds = Math.Max(0, now + r.Worker.StartSeconds) }).ToArray(),
+            };
+        }
+
+        private static double[] Scale(double[] values, double factor) => values.Select(v => v * factor).ToArray();
     }
 
     private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step)

@@ -203,7 +203,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
                 pending.Remove(chunk.Step);
             }
 
-            Update(node.Values, withStats: false, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
+            var rows = Update(node.Values, chunk.WithStats, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
+            if (chunk.WithStats)
+            {
+                // A worker's statistics round: the row sums of this update go back to it.
+                return Task.FromResult(new PushResult(true, ShardIndex, new ApplyReport(version, true, 0, rows)));
+            }
         }
 
         ApplyReport? applied = null;

@@ -55,6 +55,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private int runCorrect;
     private int runSamples;
     private int[] kernelOffsets = [];
+
+    // ssp and async: statistics rounds not yet taken by the job (with when each started), and per filter the
+    // micro-batches that fired since the last statistics round.
+    private readonly List<(RoundStatistics Statistics, long Started)> roundStatistics = [];
+    private long[] firedSince = [];
     private FilterSeriesBudget? seriesBudget;
     private string? countedJob;
 
@@ -397,6 +402,16 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(progress);
     }
 
+    public Task<RoundStatistics[]> TakeRoundStatisticsAsync()
+    {
+        // StartSeconds leaves as minus the seconds since the round started: the job turns it into its own wall clock.
+        var taken = roundStatistics
+            .Select(r => r.Statistics with { Worker = r.Statistics.Worker with { StartSeconds = -Stopwatch.GetElapsedTime(r.Started).TotalSeconds } })
+            .ToArray();
+        roundStatistics.Clear();
+        return Task.FromResult(taken);
+    }
+
     public Task<bool> RebalanceAsync(string[] silos)
     {
         ArgumentNullException.ThrowIfNull(silos);
@@ -486,9 +501,29 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 lastVersion = version;
                 var samples = OwnSamples(round);
-                var local = await Task.Run(() => Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false));
-                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples);
-                await sent;
+                var withStats = order.Spec.StatsEvery > 0 && round % order.Spec.StatsEvery == 0;
+                var started = Stopwatch.GetTimestamp();
+                var (local, filters) = await Task.Run(() =>
+                {
+                    var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: withStats);
+                    return (result, withStats ? LayerStatistics(result, samples) : null);
+                });
+                for (var k = 0; k < firedSince.Length; k++)
+                {
+                    firedSince[k] += local.Counts.Positive[k];
+                }
+
+                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, withStats, samples);
+                var results = await sent;
+                if (filters is not null)
+                {
+                    RecordFilters(filters);
+                    var share = new WorkerStep(Index, siloName, 0, Stopwatch.GetElapsedTime(started).TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
+                    var applies = results.Where(r => r.Applied is not null).Select(r => r.Applied!).ToArray();
+                    roundStatistics.Add((new RoundStatistics(round, applies, local.Counts, firedSince, local.LossSum, local.Correct, local.Samples, share), started));
+                    firedSince = new long[firedSince.Length];
+                }
+
                 RecordNetwork(sent: pushed, received: fetched);
                 ClusterTelemetry.TrainSamples.Add(local.Samples, WorkerTags());
                 runBytes += fetched + pushed;
@@ -581,6 +616,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         dLogits = new float[largest * model.Classes];
         servers = Enumerable.Range(0, jobSpec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, jobSpec.JobId)).ToArray();
         kernelOffsets = measured.Select(l => KernelOffset(model, l.Kernel)).ToArray();
+        roundStatistics.Clear();
+        firedSince = new long[measured.Sum(l => l.Kernel.Rows)];
         seriesBudget = new FilterSeriesBudget(jobSpec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), jobSpec.Workers);
         if (countedJob != jobSpec.JobId)
         {
