@@ -14,6 +14,14 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Progress events after sequence number <paramref name="after"/> (−1: from the first) of the current incarnation.</summary>
     Task<JobEvents> GetEventsAsync(string incarnation, long after);
 
+    /// <summary>
+    /// As <see cref="GetEventsAsync"/>, but waits (up to <paramref name="timeout"/>) until there is something new: an
+    /// event after <paramref name="after"/>, another incarnation, or the job's end. Clients follow a job with it instead
+    /// of polling; it interleaves, so status and cancel calls are answered meanwhile.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<JobEvents> WaitForEventsAsync(string incarnation, long after, TimeSpan timeout);
+
     Task<JobStatus> CancelAsync();
 
     /// <summary>The spec the job runs with (null before it started), for a client that attaches later.</summary>
@@ -43,6 +51,13 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
 
     /// <summary>ssp and async: rounds done so far (−1 when not running), and the last error, if any.</summary>
     Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> GetRunProgressAsync();
+
+    /// <summary>
+    /// As <see cref="GetRunProgressAsync"/>, but first waits (up to <paramref name="timeout"/>) until the worker has
+    /// done more than <paramref name="afterRounds"/> rounds, failed or stopped: the job follows its workers without polling.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout);
 
     /// <summary>ssp and async: the statistics rounds done since the last call (each handed out once).</summary>
     Task<RoundStatistics[]> TakeRoundStatisticsAsync();

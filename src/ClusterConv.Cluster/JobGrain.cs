@@ -72,6 +72,7 @@ public sealed class JobGrain : Grain, IJobGrain
     private readonly TrainingDataCache dataCache;
     private readonly ILogger<JobGrain> logger;
     private readonly List<JobEvent> events = [];
+    private TaskCompletionSource eventsChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Weights at epoch ends (and mid-run) for clients to save; read while the job waits, so they are exact. The last few only.
     private readonly SortedDictionary<long, byte[]> snapshots = [];
@@ -195,6 +196,33 @@ public sealed class JobGrain : Grain, IJobGrain
         return Task.FromResult(new JobEvents(this.incarnation, slice, Status()));
     }
 
+    /// <summary>Long poll: returns when there are events after <paramref name="after"/>, the job is not running, the incarnation changed, or the timeout passed.</summary>
+    public async Task<JobEvents> WaitForEventsAsync(string incarnation, long after, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (incarnation == this.incarnation && after + 1 >= events.Count && (State.Phase is JobPhase.Running or JobPhase.Pending) && clock.Elapsed < timeout)
+        {
+            var changed = eventsChanged.Task;
+            await Task.WhenAny(changed, Task.Delay(timeout - clock.Elapsed));
+        }
+
+        return await GetEventsAsync(incarnation, after);
+    }
+
+    /// <summary>Adds a progress event and wakes the clients waiting for one.</summary>
+    private void Publish(JobEvent e)
+    {
+        events.Add(e);
+        SignalEvents();
+    }
+
+    private void SignalEvents()
+    {
+        var changed = eventsChanged;
+        eventsChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
     public Task<JobStatus> CancelAsync()
     {
         cancelRequested = true;
@@ -273,6 +301,7 @@ public sealed class JobGrain : Grain, IJobGrain
         events.Clear();
         events.AddRange(State.EpochEvents.Select((e, i) => e with { Sequence = i }));
         cancelRequested = false;
+        SignalEvents();
         loop = RunAsync(spec, fresh);
     }
 
@@ -324,6 +353,11 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
             DeactivateOnIdle();
+        }
+        finally
+        {
+            // The job ended (its state saved): clients waiting for events hear it now.
+            SignalEvents();
         }
     }
 
@@ -505,7 +539,7 @@ public sealed class JobGrain : Grain, IJobGrain
                     RecordFilters(spec.JobId, filters, budget, stepSpan);
                 }
 
-                events.Add(new JobEvent
+                Publish(new JobEvent
                 {
                     Sequence = events.Count,
                     Epoch = epoch,
@@ -569,11 +603,18 @@ public sealed class JobGrain : Grain, IJobGrain
         long windowCorrect = 0, windowSamples = 0;
         double lossSum = 0;
         long correct = 0, seen = 0;
+        var known = workers.Select(_ => first).ToArray();
         while (true)
         {
-            await Task.Delay(50);
             DelayDeactivation(TimeSpan.FromMinutes(10));
-            var progress = await Task.WhenAll(workers.Select(w => Retry(() => w.GetRunProgressAsync())));
+
+            // Each worker answers once it has done another round (or after a second): no polling interval.
+            var progress = await Task.WhenAll(workers.Select((w, i) => Retry(() => w.WaitRunProgressAsync(known[i], TimeSpan.FromSeconds(1)))));
+            for (var i = 0; i < progress.Length; i++)
+            {
+                known[i] = Math.Max(known[i], progress[i].Rounds);
+            }
+
             if (progress.FirstOrDefault(p => p.Error is not null) is { Error: { } error })
             {
                 throw new InvalidOperationException($"a worker failed: {error}");
@@ -604,7 +645,7 @@ public sealed class JobGrain : Grain, IJobGrain
                 {
                     var line = statistics.Event(round, plan, now);
                     RecordFilters(spec.JobId, line.Filters!, statistics.Budget, null);
-                    events.Add(line with
+                    Publish(line with
                     {
                         Sequence = events.Count,
                         SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
@@ -619,7 +660,7 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 // A step line per LogEvery rounds of the slowest worker: loss and accuracy of the updates since the last line.
                 lastLogged = (slowest - 1) / spec.LogEvery;
-                events.Add(new JobEvent
+                Publish(new JobEvent
                 {
                     Sequence = events.Count,
                     Epoch = plan.EpochOf(Math.Min(slowest - 1, plan.TotalSteps - 1)),
@@ -976,7 +1017,7 @@ public sealed class JobGrain : Grain, IJobGrain
         ClusterTelemetry.TestLoss.Record(result.TestLoss, jobTag);
         ClusterTelemetry.TestAccuracy.Record(result.TestAccuracy, jobTag);
         span?.SetTag(ClusterTelemetry.Attributes.Loss, result.TestLoss).SetTag(ClusterTelemetry.Attributes.Accuracy, result.TestAccuracy);
-        events.Add(result);
+        Publish(result);
         State.EpochEvents.RemoveAll(e => e.Epoch >= result.Epoch);
         State.EpochEvents.Add(result);
     }

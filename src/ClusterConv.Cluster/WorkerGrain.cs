@@ -49,6 +49,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private long prefetchVersion = -1;
     private volatile bool stopRequested;
     private long roundsDone = -1;
+    private TaskCompletionSource roundDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? runError;
     private long runBytes;
     private double runLossSum;
@@ -402,6 +403,18 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(progress);
     }
 
+    public async Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (roundsDone <= afterRounds && runError is null && runLoop is { IsCompleted: false } && clock.Elapsed < timeout)
+        {
+            var done = roundDone.Task;
+            await Task.WhenAny(done, Task.Delay(timeout - clock.Elapsed));
+        }
+
+        return await GetRunProgressAsync();
+    }
+
     public Task<RoundStatistics[]> TakeRoundStatisticsAsync()
     {
         // StartSeconds leaves as minus the seconds since the round started: the job turns it into its own wall clock.
@@ -531,13 +544,22 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 runCorrect += local.Correct;
                 runSamples += local.Samples;
                 roundsDone = round + 1;
+                SignalRound();
                 DelayDeactivation(TimeSpan.FromMinutes(5));
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             runError = e.Message;
+            SignalRound();
         }
+    }
+
+    private void SignalRound()
+    {
+        var done = roundDone;
+        roundDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        done.TrySetResult();
     }
 
     private TagList StalenessTags(JobSpec jobSpec) => new()

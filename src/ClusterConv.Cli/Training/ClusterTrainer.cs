@@ -139,8 +139,11 @@ public sealed class ClusterTrainer
         }
     }
 
+    /// <summary>How long one wait for new events may take: the job grain answers as soon as there are any.</summary>
+    private static readonly TimeSpan EventWait = TimeSpan.FromSeconds(5);
+
     /// <summary>
-    /// Polls the job's events into metrics.jsonl (a step line, then one worker_step line per worker that took part)
+    /// Follows the job's events (a long poll: <see cref="IJobGrain.WaitForEventsAsync"/>) into metrics.jsonl (a step line, then one worker_step line per worker that took part)
     /// and the display until it ends; reads the final weights into the model.
     /// </summary>
     /// <param name="runDirectory">Run folder to save checkpoints/step-N.ckpt into (see <see cref="StepSnapshots"/>), or null.</param>
@@ -172,7 +175,17 @@ public sealed class ClusterTrainer
                 cancelSent = true;
             }
 
-            var batch = await WithRetryAsync(() => job.GetEventsAsync(incarnation, after), cancellation, detachOnCancel);
+            JobEvents batch;
+            try
+            {
+                // Ctrl-C ends the wait at once; the next turn sends the cancel (or leaves, when detaching).
+                batch = await WithRetryAsync(() => job.WaitForEventsAsync(incarnation, after, EventWait), cancellation, detachOnCancel).WaitAsync(cancelSent ? CancellationToken.None : cancellation);
+            }
+            catch (OperationCanceledException) when (!cancelSent && cancellation.IsCancellationRequested)
+            {
+                continue;
+            }
+
             if (batch.Incarnation != incarnation)
             {
                 incarnation = batch.Incarnation;
@@ -223,12 +236,6 @@ public sealed class ClusterTrainer
             if (status.Phase is JobPhase.Completed or JobPhase.Failed or JobPhase.Cancelled && batch.Events.Length == 0)
             {
                 break;
-            }
-
-            if (batch.Events.Length == 0)
-            {
-                // Nothing new yet. Step checkpoints do not depend on this interval: the job grain keeps those weights.
-                await Task.Delay(100, CancellationToken.None);
             }
         }
 
