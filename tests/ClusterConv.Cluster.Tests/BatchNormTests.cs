@@ -76,6 +76,39 @@ public sealed class BatchNormTests
         }
     }
 
+    [Theory]
+    [InlineData(ConsistencyMode.Async, 0)]
+    [InlineData(ConsistencyMode.Ssp, 1)]
+    public async Task Ssp_and_async_jobs_keep_the_moving_statistics_of_their_updates(ConsistencyMode mode, int staleness)
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
+        {
+            var spec = Spec($"bn-{mode}", workers: 2) with { Mode = mode, Staleness = staleness, MaxSteps = 20 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(60));
+            Assert.True(status.Phase == JobPhase.Completed, status.Error);
+
+            var layout = new ClusterVector(new Model(Model));
+            var servers = Enumerable.Range(0, spec.PsShards).Select(p => cluster.Client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
+            var model = new Model(Model);
+            layout.Load(model, await JobGrain.ReadWeightsAsync(spec, servers, layout.Length));
+
+            // Each update brings its own micro-batches' mean (not a fraction of it): the variances stay positive and
+            // away from zero, as the layer's inputs are.
+            Assert.All(model.Layers.OfType<BatchNorm>(), n => Assert.All(n.MovingVariance.Value, v => Assert.True(v > 1e-4f && float.IsFinite(v), $"variance {v}")));
+            Assert.All(model.Layers.OfType<BatchNorm>(), n => Assert.Contains(n.MovingMean.Value, v => v != 0f));
+            var events = (await job.GetEventsAsync(string.Empty, -1)).Events;
+            Assert.Contains(events, e => e.IsEpoch && e.TestAccuracy > 0.2);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
     [Fact]
     public async Task A_resumed_job_restores_the_moving_statistics_from_its_checkpoint()
     {
