@@ -77,6 +77,7 @@ public sealed class JobGrain : Grain, IJobGrain
     // Weights at epoch ends (and mid-run) for clients to save; read while the job waits, so they are exact. The last few only.
     private readonly SortedDictionary<long, byte[]> snapshots = [];
     private const int SnapshotsKept = 4;
+    private (long Step, Task Task)? capturing;
     private readonly Stopwatch wall = new();
     private readonly Stopwatch trainClock = new();
     private string incarnation = Guid.NewGuid().ToString("N");
@@ -177,9 +178,33 @@ public sealed class JobGrain : Grain, IJobGrain
 
     public Task<JobSpec?> GetSpecAsync() => Task.FromResult(State.Spec);
 
-    public Task<byte[]?> GetSnapshotAsync(long step) => Task.FromResult(snapshots.GetValueOrDefault(step));
+    public async Task<byte[]?> GetSnapshotAsync(long step)
+    {
+        // The step's event (and so State.Step) goes out before its weights are read: a client woken by that event
+        // asks while they are on their way.
+        if (capturing is { } pending && pending.Step == step && !pending.Task.IsCompleted)
+        {
+            try
+            {
+                await pending.Task;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                return null;
+            }
+        }
 
-    private async Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
+        return snapshots.GetValueOrDefault(step);
+    }
+
+    private Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
+    {
+        var task = CaptureSnapshotAsync(spec, servers, length, step);
+        capturing = (step, task);
+        return task;
+    }
+
+    private async Task CaptureSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
     {
         var weights = await ReadWeightsAsync(spec, servers, length);
         snapshots[step] = WireFormat.ToBytes(weights);

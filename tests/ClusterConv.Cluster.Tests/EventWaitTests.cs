@@ -51,4 +51,40 @@ public sealed class EventWaitTests
             TestClusters.Delete(directory);
         }
     }
+
+    [Fact]
+    public async Task A_client_woken_by_the_middle_steps_event_gets_that_steps_weights()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
+        {
+            // One epoch cut short by MaxSteps: the job keeps the weights of half the steps (step 6).
+            var spec = TestClusters.Spec("long-poll-middle", workers: 2, steps: 12) with { LogEvery = 1, StatsEvery = 0, CheckpointEvery = 0 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var incarnation = string.Empty;
+            long after = -1;
+            byte[]? middle = null;
+            while (middle is null)
+            {
+                var batch = await job.WaitForEventsAsync(incarnation, after, Wait);
+                (incarnation, after) = (batch.Incarnation, batch.Events.Length > 0 ? batch.Events[^1].Sequence : after);
+                if (batch.Status.Step >= 6)
+                {
+                    // Asked at once: the event went out before the weights were read, and the job hands them over when they are.
+                    middle = await job.GetSnapshotAsync(6);
+                    Assert.NotNull(middle);
+                }
+
+                Assert.True(batch.Status.Phase == JobPhase.Running || middle is not null, $"job ended: {batch.Status.Phase} {batch.Status.Error}");
+            }
+
+            Assert.Equal(JobPhase.Completed, (await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(60))).Phase);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
 }

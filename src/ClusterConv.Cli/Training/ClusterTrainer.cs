@@ -460,18 +460,19 @@ public sealed class ClusterTrainer
                 return;
             }
 
-            middleSaved = true;
-            await SaveAsync(middle, status.Epoch);
+            // Asked again on the next progress while the job runs if its weights are not there (yet).
+            middleSaved = await SaveAsync(middle, status.Epoch) || status.Phase != JobPhase.Running;
         }
 
-        private async Task SaveAsync(long step, int epochsDone)
+        /// <summary>False when the job grain does not hold the step's weights.</summary>
+        private async Task<bool> SaveAsync(long step, int epochsDone)
         {
             try
             {
                 // Null when the job grain moved since (a new activation keeps no snapshots): that moment goes unrecorded.
                 if (await job.GetSnapshotAsync(step) is not { } bytes)
                 {
-                    return;
+                    return false;
                 }
 
                 var vector = new ClusterVector(layout);
@@ -480,11 +481,13 @@ public sealed class ClusterTrainer
                 vector.Load(layout, weights);
                 var checkpoint = ModelCheckpoint.Capture(layout, step, epochsDone, InputNormalization.Scale, spec.Optimizer);
                 AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, step), checkpoint.Save);
+                return true;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // These files only feed the report's pictures of the filters: the training goes on without one, and
                 // the report says the moment was not recorded.
+                return true;
             }
         }
     }
