@@ -14,13 +14,21 @@ public interface IJobGrain : IGrainWithStringKey
     /// <summary>Progress events after sequence number <paramref name="after"/> (−1: from the first) of the current incarnation.</summary>
     Task<JobEvents> GetEventsAsync(string incarnation, long after);
 
+    /// <summary>
+    /// As <see cref="GetEventsAsync"/>, but waits (up to <paramref name="timeout"/>) until there is something new: an
+    /// event after <paramref name="after"/>, another incarnation, or the job's end. Clients follow a job with it instead
+    /// of polling; it interleaves, so status and cancel calls are answered meanwhile.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<JobEvents> WaitForEventsAsync(string incarnation, long after, TimeSpan timeout);
+
     Task<JobStatus> CancelAsync();
 
     /// <summary>The spec the job runs with (null before it started), for a client that attaches later.</summary>
     Task<JobSpec?> GetSpecAsync();
 
     /// <summary>
-    /// bsp: the trainable weights (little-endian float32) after <paramref name="step"/> steps, if this activation kept
+    /// bsp: the weights and moving statistics (<see cref="ClusterVector"/>, little-endian float32) after <paramref name="step"/> steps, if this activation kept
     /// them: at each epoch's end and, when no epoch ends inside the run, at half the steps. Null otherwise.
     /// </summary>
     Task<byte[]?> GetSnapshotAsync(long step);
@@ -43,6 +51,16 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
 
     /// <summary>ssp and async: rounds done so far (−1 when not running), the last error, if any, and the rounds refused as non-finite since the last call.</summary>
     Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> GetRunProgressAsync();
+
+    /// <summary>
+    /// As <see cref="GetRunProgressAsync"/>, but first waits (up to <paramref name="timeout"/>) until the worker has
+    /// done more than <paramref name="afterRounds"/> rounds, failed or stopped: the job follows its workers without polling.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout);
+
+    /// <summary>ssp and async: the statistics rounds done since the last call (each handed out once).</summary>
+    Task<RoundStatistics[]> TakeRoundStatisticsAsync();
 
     /// <summary>
     /// Between steps: when the silo this worker belongs on (its index mod the silo count, over the silos sorted by

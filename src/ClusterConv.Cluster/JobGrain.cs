@@ -101,10 +101,12 @@ public sealed class JobGrain : Grain, IJobGrain
     private readonly TrainingDataCache dataCache;
     private readonly ILogger<JobGrain> logger;
     private readonly List<JobEvent> events = [];
+    private TaskCompletionSource eventsChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Weights at epoch ends (and mid-run) for clients to save; read while the job waits, so they are exact. The last few only.
     private readonly SortedDictionary<long, byte[]> snapshots = [];
     private const int SnapshotsKept = 4;
+    private (long Step, Task Task)? capturing;
     private readonly Stopwatch wall = new();
     private readonly Stopwatch trainClock = new();
     private string incarnation = Guid.NewGuid().ToString("N");
@@ -215,11 +217,35 @@ public sealed class JobGrain : Grain, IJobGrain
 
     public Task<JobSpec?> GetSpecAsync() => Task.FromResult(State.Spec);
 
-    public Task<byte[]?> GetSnapshotAsync(long step) => Task.FromResult(snapshots.GetValueOrDefault(step));
-
-    private async Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int trainableCount, long step)
+    public async Task<byte[]?> GetSnapshotAsync(long step)
     {
-        var weights = await ReadWeightsAsync(spec, servers, trainableCount);
+        // The step's event (and so State.Step) goes out before its weights are read: a client woken by that event
+        // asks while they are on their way.
+        if (capturing is { } pending && pending.Step == step && !pending.Task.IsCompleted)
+        {
+            try
+            {
+                await pending.Task;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                return null;
+            }
+        }
+
+        return snapshots.GetValueOrDefault(step);
+    }
+
+    private Task KeepSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
+    {
+        var task = CaptureSnapshotAsync(spec, servers, length, step);
+        capturing = (step, task);
+        return task;
+    }
+
+    private async Task CaptureSnapshotAsync(JobSpec spec, IParameterServerGrain[] servers, int length, long step)
+    {
+        var weights = await ReadWeightsAsync(spec, servers, length);
         snapshots[step] = WireFormat.ToBytes(weights);
         while (snapshots.Count > SnapshotsKept)
         {
@@ -232,6 +258,33 @@ public sealed class JobGrain : Grain, IJobGrain
         var from = incarnation == this.incarnation ? after + 1 : 0;
         var slice = from >= events.Count ? [] : events.Skip((int)from).Take(2000).ToArray();
         return Task.FromResult(new JobEvents(this.incarnation, slice, Status()));
+    }
+
+    /// <summary>Long poll: returns when there are events after <paramref name="after"/>, the job is not running, the incarnation changed, or the timeout passed.</summary>
+    public async Task<JobEvents> WaitForEventsAsync(string incarnation, long after, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (incarnation == this.incarnation && after + 1 >= events.Count && (State.Phase is JobPhase.Running or JobPhase.Pending) && clock.Elapsed < timeout)
+        {
+            var changed = eventsChanged.Task;
+            await Task.WhenAny(changed, Task.Delay(timeout - clock.Elapsed));
+        }
+
+        return await GetEventsAsync(incarnation, after);
+    }
+
+    /// <summary>Adds a progress event and wakes the clients waiting for one.</summary>
+    private void Publish(JobEvent e)
+    {
+        events.Add(e);
+        SignalEvents();
+    }
+
+    private void SignalEvents()
+    {
+        var changed = eventsChanged;
+        eventsChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
     }
 
     public Task<JobStatus> CancelAsync()
@@ -257,8 +310,9 @@ public sealed class JobGrain : Grain, IJobGrain
         Check(spec.MaxNonFiniteRefusals >= 0, $"--max-nonfinite-refusals must be 0 or more, got {spec.MaxNonFiniteRefusals}");
         Check(spec.DivergenceFactor == 0 || (spec.DivergenceFactor > 1 && double.IsFinite(spec.DivergenceFactor)), $"--divergence-factor must be 0 (off) or a number above 1, got {spec.DivergenceFactor}");
         var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
-        Check(model.ParameterCount == model.TrainableParameterCount, $"model '{model.Spec.Name}' has non-trainable parameters (BatchNormalization moving statistics), which the cluster does not carry yet; train it with --workers 0");
-        Check(spec.PsShards <= model.TrainableParameterCount, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
+        // Throws for a non-trainable parameter other than BatchNormalization's moving statistics.
+        var vector = new ClusterVector(model);
+        Check(spec.PsShards <= vector.Trainable, $"--ps-shards ({spec.PsShards}) exceeds the model's {model.TrainableParameterCount} parameters");
     }
 
     private static void Check(bool condition, string message)
@@ -318,6 +372,7 @@ public sealed class JobGrain : Grain, IJobGrain
         events.Clear();
         events.AddRange(State.EpochEvents.Select((e, i) => e with { Sequence = i }));
         cancelRequested = false;
+        SignalEvents();
         loop = RunAsync(spec, fresh);
     }
 
@@ -379,6 +434,11 @@ public sealed class JobGrain : Grain, IJobGrain
             logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
             DeactivateOnIdle();
         }
+        finally
+        {
+            // The job ended (its state saved): clients waiting for events hear it now.
+            SignalEvents();
+        }
     }
 
     private async Task TrainAsync(JobSpec requested, bool fresh)
@@ -391,7 +451,8 @@ public sealed class JobGrain : Grain, IJobGrain
             throw new ArgumentException($"model '{layout.Spec.Name}' takes {layout.InputShape} with {layout.Classes} classes; data '{requested.Data}' has 1x{data.Train.Height}x{data.Train.Width} images of {data.Train.ClassCount} classes");
         }
 
-        var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, layout.TrainableParameterCount);
+        var vector = new ClusterVector(layout);
+        var plan = new JobPlan(requested, data.Train.Count, data.Test.Count, vector.Length);
         var spec = requested with { ScheduleSteps = plan.TotalSteps };
         State.TotalSteps = plan.TotalSteps;
         var servers = Enumerable.Range(0, spec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
@@ -417,7 +478,7 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         var budget = new FilterSeriesBudget(spec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), spec.Workers);
-        if (spec.Mode == ConsistencyMode.Bsp && spec.StatsEvery > 0 && budget.Dropped > 0)
+        if (spec.StatsEvery > 0 && budget.Dropped > 0)
         {
             ClusterTelemetry.FilterSeriesDropped.Add(budget.Dropped, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
             logger.LogWarning("job {Job}: {Dropped} per-filter metric series are past MaxFilterSeries ({Cap}) and are not recorded as metrics (metrics.jsonl keeps them)", spec.JobId, budget.Dropped, spec.MaxFilterSeries);
@@ -428,7 +489,7 @@ public sealed class JobGrain : Grain, IJobGrain
 
         if (spec.Mode != ConsistencyMode.Bsp)
         {
-            await RunFreeAsync(spec, plan, workers, servers, step);
+            await RunFreeAsync(spec, plan, workers, servers, step, new FreeStatistics(measured, parameterIndex, budget, spec));
             if (State.Phase == JobPhase.Cancelled)
             {
                 return;
@@ -595,7 +656,7 @@ public sealed class JobGrain : Grain, IJobGrain
                     RecordFilters(spec.JobId, filters, budget, stepSpan);
                 }
 
-                events.Add(new JobEvent
+                Publish(new JobEvent
                 {
                     Sequence = events.Count,
                     Epoch = epoch,
@@ -624,7 +685,7 @@ public sealed class JobGrain : Grain, IJobGrain
             if (epochEnds || (plan.TotalSteps <= plan.StepsPerEpoch && step == plan.TotalSteps / 2))
             {
                 // Nothing is pushed until the next step is handed out: the shards hold exactly version `step`.
-                await KeepSnapshotAsync(spec, servers, layout.TrainableParameterCount, step);
+                await KeepSnapshotAsync(spec, servers, vector.Length, step);
             }
 
             if (epochEnds)
@@ -649,7 +710,7 @@ public sealed class JobGrain : Grain, IJobGrain
     }
 
     /// <summary>ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete.</summary>
-    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first)
+    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, FreeStatistics statistics)
     {
         trainClock.Start();
         await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
@@ -659,11 +720,18 @@ public sealed class JobGrain : Grain, IJobGrain
         long windowCorrect = 0, windowSamples = 0;
         double lossSum = 0;
         long correct = 0, seen = 0;
+        var known = workers.Select(_ => first).ToArray();
         while (true)
         {
-            await Task.Delay(50);
             DelayDeactivation(TimeSpan.FromMinutes(10));
-            var progress = await Task.WhenAll(workers.Select(w => Retry(() => w.GetRunProgressAsync())));
+
+            // Each worker answers once it has done another round (or after a second): no polling interval.
+            var progress = await Task.WhenAll(workers.Select((w, i) => Retry(() => w.WaitRunProgressAsync(known[i], TimeSpan.FromSeconds(1)))));
+            for (var i = 0; i < progress.Length; i++)
+            {
+                known[i] = Math.Max(known[i], progress[i].Rounds);
+            }
+
             for (var w = 0; w < progress.Length; w++)
             {
                 foreach (var round in progress[w].Refused)
@@ -702,14 +770,30 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             logger.LogDebug("job {Job}: rounds {Rounds}", spec.JobId, string.Join(",", progress.Select(p => p.Rounds)));
+            if (spec.StatsEvery > 0)
+            {
+                var taken = await Task.WhenAll(workers.Select(w => Retry(() => w.TakeRoundStatisticsAsync())));
+                var now = wall.Elapsed.TotalSeconds;
+                foreach (var round in statistics.Add(taken.SelectMany(t => t), workers.Length))
+                {
+                    var line = statistics.Event(round, plan, now);
+                    RecordFilters(spec.JobId, line.Filters!, statistics.Budget, null);
+                    Publish(line with
+                    {
+                        Sequence = events.Count,
+                        SamplesPerSecond = State.TrainSamples / Math.Max(trainClock.Elapsed.TotalSeconds, 1e-9),
+                    });
+                }
+            }
+
             windowLoss += progress.Sum(p => p.LossSum);
             windowCorrect += progress.Sum(p => p.Correct);
             windowSamples += progress.Sum(p => p.Samples);
-            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0)
+            if (spec.LogEvery > 0 && slowest > 0 && (slowest - 1) / spec.LogEvery > lastLogged && windowSamples > 0 && slowest - 1 != statistics.LastStep)
             {
                 // A step line per LogEvery rounds of the slowest worker: loss and accuracy of the updates since the last line.
                 lastLogged = (slowest - 1) / spec.LogEvery;
-                events.Add(new JobEvent
+                Publish(new JobEvent
                 {
                     Sequence = events.Count,
                     Epoch = plan.EpochOf(Math.Min(slowest - 1, plan.TotalSteps - 1)),
@@ -863,7 +947,7 @@ public sealed class JobGrain : Grain, IJobGrain
             { ClusterTelemetry.Tags.Worker, ClusterTelemetry.FilterLabel(Math.Max(0, alert.Worker)) },
             { ClusterTelemetry.Tags.Kind, alert.Kind },
         });
-        events.Add(new JobEvent
+        Publish(new JobEvent
         {
             Sequence = events.Count,
             Epoch = plan.EpochOf(Math.Min(alert.Step, plan.TotalSteps - 1)),
@@ -872,6 +956,84 @@ public sealed class JobGrain : Grain, IJobGrain
             StepsInEpoch = plan.StepsPerEpoch,
             Alert = alert,
         });
+    }
+
+    /// <summary>
+    /// ssp and async per-filter statistics: a statistics round's step line once every worker has done that round. Each
+    /// worker's update is an optimizer step of its own, so the norms are root-mean-square over the workers' updates
+    /// (exact for one worker), sparsity is over all their samples, and a filter is dead after DeadWindow rounds
+    /// (counted in statistics intervals) without a positive output on any worker.
+    /// </summary>
+    private sealed class FreeStatistics(IReadOnlyList<MeasuredLayer> measured, int[] parameterIndex, FilterSeriesBudget budget, JobSpec spec)
+    {
+        private readonly SortedDictionary<long, List<RoundStatistics>> rounds = [];
+        private readonly DeadFilterTracker[] dead = measured.Select(l => new DeadFilterTracker(l.Kernel.Rows, Math.Max(1, (spec.DeadWindow + spec.StatsEvery - 1) / Math.Max(1, spec.StatsEvery)))).ToArray();
+        private readonly ILearningRateSchedule schedule = LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, spec.ScheduleSteps));
+
+        public FilterSeriesBudget Budget => budget;
+
+        /// <summary>The step of the last statistics line (−1: none yet).</summary>
+        public long LastStep { get; private set; } = -1;
+
+        /// <summary>Adds what the workers handed over; returns the rounds now complete, in order.</summary>
+        public List<List<RoundStatistics>> Add(IEnumerable<RoundStatistics> taken, int workers)
+        {
+            foreach (var r in taken)
+            {
+                if (!rounds.TryGetValue(r.Round, out var list))
+                {
+                    rounds[r.Round] = list = [];
+                }
+
+                // A worker that restarted can report a round again: keep one per worker.
+                list.RemoveAll(x => x.Worker.Worker == r.Worker.Worker);
+                list.Add(r);
+            }
+
+            var complete = new List<List<RoundStatistics>>();
+            foreach (var (round, list) in rounds.ToArray())
+            {
+                if (list.Count >= workers)
+                {
+                    rounds.Remove(round);
+                    complete.Add(list.OrderBy(x => x.Worker.Worker).ToList());
+                }
+            }
+
+            return complete;
+        }
+
+        public JobEvent Event(List<RoundStatistics> reports, JobPlan plan, double now)
+        {
+            var round = reports[0].Round;
+            var share = 1.0 / reports.Count;
+            var applies = reports.SelectMany(r => r.Applies)
+                .Select(a => a with { Rows = a.Rows.Select(x => new RowSums(x.Parameter, Scale(x.GradientSquares, share), Scale(x.WeightSquares, share), Scale(x.BeforeSquares, share), Scale(x.DistanceSquares, share))).ToArray() })
+                .ToArray();
+            var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
+            var fired = Sum(reports.Select(r => new ActivationCounts(r.FiredSince, r.FiredSince, new long[measured.Count])).ToArray(), measured);
+            for (var l = 0; l < measured.Count; l++)
+            {
+                dead[l].Observe(round, fired.Positive[l]);
+            }
+
+            var samples = Math.Max(1, reports.Sum(r => r.Samples));
+            LastStep = round;
+            return new JobEvent
+            {
+                Epoch = plan.EpochOf(round),
+                Step = round,
+                WallSeconds = now,
+                Loss = reports.Sum(r => r.LossSum) / samples,
+                Accuracy = (double)reports.Sum(r => r.Correct) / samples,
+                LearningRate = schedule.At(round),
+                Filters = Statistics(measured, parameterIndex, applies, counts, dead),
+                StepsInEpoch = plan.StepsPerEpoch,
+                Workers = reports.Select(r => r.Worker with { StartSeconds = Math.Max(0, now + r.Worker.StartSeconds) }).ToArray(),
+            };
+        }
+
+        private static double[] Scale(double[] values, double factor) => values.Select(v => v * factor).ToArray();
     }
 
     private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step)
@@ -1104,25 +1266,26 @@ public sealed class JobGrain : Grain, IJobGrain
         ClusterTelemetry.TestLoss.Record(result.TestLoss, jobTag);
         ClusterTelemetry.TestAccuracy.Record(result.TestAccuracy, jobTag);
         span?.SetTag(ClusterTelemetry.Attributes.Loss, result.TestLoss).SetTag(ClusterTelemetry.Attributes.Accuracy, result.TestAccuracy);
-        events.Add(result);
+        Publish(result);
         State.EpochEvents.RemoveAll(e => e.Epoch >= result.Epoch);
         State.EpochEvents.Add(result);
     }
 
     private async Task<string> WeightsShaAsync(JobSpec spec, IParameterServerGrain[] servers, Model layout)
     {
-        var all = await ReadWeightsAsync(spec, servers, layout.TrainableParameterCount);
-        layout.LoadParameters(all, trainableOnly: true);
+        var vector = new ClusterVector(layout);
+        var all = await ReadWeightsAsync(spec, servers, vector.Length);
+        vector.Load(layout, all);
         return layout.WeightsSha256();
     }
 
-    /// <summary>The whole trainable vector, read chunk by chunk from every shard.</summary>
-    public static async Task<float[]> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int trainableCount)
+    /// <summary>The whole vector (trainable weights, then moving statistics: <see cref="ClusterVector"/>), read chunk by chunk from every shard.</summary>
+    public static async Task<float[]> ReadWeightsAsync(JobSpec spec, IReadOnlyList<IParameterServerGrain> servers, int length)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(servers);
-        var all = new float[trainableCount];
-        var slices = Data.Sharding.Ranges(trainableCount, servers.Count);
+        var all = new float[length];
+        var slices = Data.Sharding.Ranges(length, servers.Count);
         for (var p = 0; p < servers.Count; p++)
         {
             var first = await servers[p].GetWeightsAsync(spec, 0, -1);

@@ -179,6 +179,22 @@ public sealed record EvalOrder([property: Id(0)] JobSpec Spec, [property: Id(1)]
 [GenerateSerializer, Immutable, Alias("clusterconv.EvalReport")]
 public sealed record EvalReport([property: Id(0)] double LossSum, [property: Id(1)] int Correct, [property: Id(2)] int Count, [property: Id(3)] long BytesMoved);
 
+/// <summary>
+/// ssp and async: one worker's statistics round (round % StatsEvery == 0): the row sums its update produced on each
+/// shard, its activation counts of that round, per filter the micro-batches with a positive output since its previous
+/// statistics round (dead filters), and its own per-filter numbers.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("clusterconv.RoundStatistics")]
+public sealed record RoundStatistics(
+    [property: Id(0)] long Round,
+    [property: Id(1)] ApplyReport[] Applies,
+    [property: Id(2)] ActivationCounts Counts,
+    [property: Id(3)] long[] FiredSince,
+    [property: Id(4)] double LossSum,
+    [property: Id(5)] int Correct,
+    [property: Id(6)] int Samples,
+    [property: Id(7)] WorkerStep Worker);
+
 /// <summary>Job → worker in ssp and async modes: run steps on your own until the job's end.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.RunOrder")]
 public sealed record RunOrder([property: Id(0)] JobSpec Spec, [property: Id(1)] int WorkerIndex, [property: Id(2)] long FirstRound, [property: Id(3)] long Rounds);

@@ -222,7 +222,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
                 pending.Remove(chunk.Step);
             }
 
-            Update(node.Values, withStats: false);
+            var rows = Update(node.Values, chunk.WithStats, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
+            if (chunk.WithStats)
+            {
+                // A worker's statistics round: the row sums of this update go back to it.
+                return Task.FromResult(new PushResult(true, ShardIndex, new ApplyReport(version, true, 0, rows)));
+            }
         }
 
         ApplyReport? applied = null;
@@ -487,7 +492,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     {
         this.spec = spec;
         var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {spec.JobId}"));
-        slice = Sharding.Range(model.TrainableParameterCount, ShardIndex, spec.PsShards);
+        var layout = new ClusterVector(model);
+        slice = Sharding.Range(layout.Length, ShardIndex, spec.PsShards);
         optimizer = Optimizers.Create(new OptimizerSettings { Name = spec.Optimizer, LearningRate = spec.LearningRate });
         var segmentList = new List<Segment>();
         var offset = 0;
@@ -504,6 +510,17 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
             offset += p.Length;
             index++;
+        }
+
+        foreach (var (start, length, momentum) in layout.MovingRuns())
+        {
+            // Moving statistics: no optimizer, a moving average with the layer's momentum (see ClusterVector).
+            var from = Math.Max(start, slice.Start);
+            var to = Math.Min(start + length, slice.End);
+            if (from < to)
+            {
+                segmentList.Add(new Segment(-1, from - slice.Start, to - from, start - slice.Start, length, 0, false, null, momentum));
+            }
         }
 
         segments = segmentList.ToArray();
@@ -530,8 +547,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         }
 
         model.Initialize(spec.Seed);
-        var all = new float[model.TrainableParameterCount];
-        model.CopyParametersTo(all, trainableOnly: true);
+        var all = new float[layout.Length];
+        layout.Copy(model, all);
         weights = all.AsSpan(slice.Start, slice.Count).ToArray();
         version = 0;
         prior = null;
@@ -576,7 +593,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     }
 
     /// <summary>One optimizer step on the slice, split at parameter boundaries (weight decay on kernels only).</summary>
-    private RowSums[] Update(float[] gradient, bool withStats)
+    /// <param name="movingScale">Factor on the moving-statistics part (ssp and async: a node's contribution to its own mean); 0 leaves them as they are.</param>
+    private RowSums[] Update(float[] gradient, bool withStats, float movingScale = 1f)
     {
         var before = withStats ? (float[])weights.Clone() : null;
         prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
@@ -584,6 +602,21 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var slots = optimizer!.StateSlotsPerParameter;
         foreach (var s in segments)
         {
+            if (s.Momentum is { } momentum)
+            {
+                if (movingScale != 0f)
+                {
+                    var values = weights.AsSpan(s.Start, s.Length);
+                    var contribution = gradient.AsSpan(s.Start, s.Length);
+                    for (var i = 0; i < values.Length; i++)
+                    {
+                        values[i] = (values[i] * momentum) + (contribution[i] * movingScale);
+                    }
+                }
+
+                continue;
+            }
+
             var stateRun = slots == 0 ? Span<float>.Empty : state.AsSpan(s.Start);
             optimizer.Step(weights.AsSpan(s.Start, s.Length), gradient.AsSpan(s.Start, s.Length), stateRun, weights.Length, version + 1, lr, s.Decay);
         }
@@ -660,7 +693,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
     /// <summary>The part of trainable parameter <c>Parameter</c> inside the slice: [Start, Start + Length) of the slice; the parameter starts at ParameterStart (may be negative).</summary>
     /// <param name="Layer">The measured layer whose kernel this is (per-filter statistics), or null.</param>
-    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel, string? Layer)
+    /// <param name="Momentum">A moving statistic's momentum (Parameter is then −1), null for a trainable parameter.</param>
+    private readonly record struct Segment(int Parameter, int Start, int Length, int ParameterStart, int ParameterLength, int Rows, bool Kernel, string? Layer, float? Momentum = null)
     {
         public bool Decay => Kernel;
     }

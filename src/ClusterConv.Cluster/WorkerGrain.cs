@@ -24,6 +24,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private JobPlan? plan;
     private Model? model;
     private Model? evalModel;
+    private ClusterVector? vector;
     private ComputePool? pool;
     private IReadOnlyList<MeasuredLayer> measured = [];
     private Dictionary<int, BatchAssembler> assemblers = [];
@@ -49,12 +50,18 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private long prefetchVersion = -1;
     private volatile bool stopRequested;
     private long roundsDone = -1;
+    private TaskCompletionSource roundDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? runError;
     private long runBytes;
     private double runLossSum;
     private int runCorrect;
     private int runSamples;
     private int[] kernelOffsets = [];
+
+    // ssp and async: statistics rounds not yet taken by the job (with when each started), and per filter the
+    // micro-batches that fired since the last statistics round.
+    private readonly List<(RoundStatistics Statistics, long Started)> roundStatistics = [];
+    private long[] firedSince = [];
     private FilterSeriesBudget? seriesBudget;
     private string? countedJob;
     private IWorkerFaults? faults;
@@ -447,6 +454,28 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(progress);
     }
 
+    public async Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (roundsDone <= afterRounds && runError is null && runLoop is { IsCompleted: false } && clock.Elapsed < timeout)
+        {
+            var done = roundDone.Task;
+            await Task.WhenAny(done, Task.Delay(timeout - clock.Elapsed));
+        }
+
+        return await GetRunProgressAsync();
+    }
+
+    public Task<RoundStatistics[]> TakeRoundStatisticsAsync()
+    {
+        // StartSeconds leaves as minus the seconds since the round started: the job turns it into its own wall clock.
+        var taken = roundStatistics
+            .Select(r => r.Statistics with { Worker = r.Statistics.Worker with { StartSeconds = -Stopwatch.GetElapsedTime(r.Started).TotalSeconds } })
+            .ToArray();
+        roundStatistics.Clear();
+        return Task.FromResult(taken);
+    }
+
     public Task<bool> RebalanceAsync(string[] silos)
     {
         ArgumentNullException.ThrowIfNull(silos);
@@ -536,18 +565,35 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 lastVersion = version;
                 var samples = OwnSamples(round);
+                var withStats = order.Spec.StatsEvery > 0 && round % order.Spec.StatsEvery == 0;
+                var started = Stopwatch.GetTimestamp();
                 faults?.OnWeights(order.Spec.JobId, Index, round, weights);
-                var (local, finite) = await Task.Run(() =>
+                var (local, filters, finite) = await Task.Run(() =>
                 {
-                    var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: false);
+                    var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: withStats);
                     faults?.OnGradient(order.Spec.JobId, Index, round, result.Nodes.Values.ToArray());
-                    return (result, result.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n)));
+                    var allFinite = result.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n));
+                    return (result, withStats && allFinite ? LayerStatistics(result, samples) : null, allFinite);
                 });
-                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, false, samples, !finite, null);
-                if ((await sent).Any(r => r.Refused))
+                for (var k = 0; k < firedSince.Length; k++)
+                {
+                    firedSince[k] += local.Counts.Positive[k];
+                }
+
+                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, withStats && finite, samples, !finite, null);
+                var results = await sent;
+                if (results.Any(r => r.Refused))
                 {
                     // Not applied by any shard; the job counts it and stops the run past its limit.
                     refusedRounds.Add(round);
+                }
+                else if (filters is not null)
+                {
+                    RecordFilters(filters);
+                    var share = new WorkerStep(Index, siloName, 0, Stopwatch.GetElapsedTime(started).TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
+                    var applies = results.Where(r => r.Applied is not null).Select(r => r.Applied!).ToArray();
+                    roundStatistics.Add((new RoundStatistics(round, applies, local.Counts, firedSince, local.LossSum, local.Correct, local.Samples, share), started));
+                    firedSince = new long[firedSince.Length];
                 }
 
                 RecordNetwork(sent: pushed, received: fetched);
@@ -557,13 +603,22 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 runCorrect += local.Correct;
                 runSamples += local.Samples;
                 roundsDone = round + 1;
+                SignalRound();
                 DelayDeactivation(TimeSpan.FromMinutes(5));
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             runError = e.Message;
+            SignalRound();
         }
+    }
+
+    private void SignalRound()
+    {
+        var done = roundDone;
+        roundDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        done.TrySetResult();
     }
 
     private TagList StalenessTags(JobSpec jobSpec) => new()
@@ -607,7 +662,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         var modelSpec = KerasModelReader.Read(jobSpec.ModelJson, $"job {jobSpec.JobId}");
         model = new Model(modelSpec);
         evalModel = new Model(modelSpec);
-        plan = new JobPlan(jobSpec, data.Train.Count, data.Test.Count, model.TrainableParameterCount);
+        vector = new ClusterVector(model);
+        plan = new JobPlan(jobSpec, data.Train.Count, data.Test.Count, vector.Length);
         pool?.Dispose();
         pool = new ComputePool(Math.Max(1, jobSpec.ThreadsPerWorker));
         measured = FilterStatisticsCollector.MeasuredLayers(model);
@@ -621,16 +677,16 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             // This worker's data: only its own shards, keeping global sample indices.
             assemblers[j] = new BatchAssembler(data.Train.Slice(plan.DataShards[j]), Normalization.Scale, augmentation, jobSpec.Seed);
-            leaves[new TreeNode(j, j + 1)] = new float[model.TrainableParameterCount];
+            leaves[new TreeNode(j, j + 1)] = new float[vector.Length];
         }
 
         testAssembler = new BatchAssembler(data.Test, Normalization.Scale);
         shardOrders = [];
         ordersEpoch = -1;
         Abandon();
-        weights = new float[model.TrainableParameterCount];
-        spare = new float[model.TrainableParameterCount];
-        evalWeights = new float[model.TrainableParameterCount];
+        weights = new float[vector.Length];
+        spare = new float[vector.Length];
+        evalWeights = new float[vector.Length];
         weightsVersion = -1;
         residuals = [];
         sums = [];
@@ -641,6 +697,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         dLogits = new float[largest * model.Classes];
         servers = Enumerable.Range(0, jobSpec.PsShards).Select(p => GrainFactory.GetGrain<IParameterServerGrain>(p, jobSpec.JobId)).ToArray();
         kernelOffsets = measured.Select(l => KernelOffset(model, l.Kernel)).ToArray();
+        roundStatistics.Clear();
+        firedSince = new long[measured.Sum(l => l.Kernel.Rows)];
         seriesBudget = new FilterSeriesBudget(jobSpec.MaxFilterSeries, measured.Select(l => l.Kernel.Rows).ToArray(), jobSpec.Workers);
         if (countedJob != jobSpec.JobId)
         {
@@ -719,7 +777,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private LocalResult Compute(long step, float gradientScale, bool countAll)
     {
         var m = model!;
-        m.LoadParameters(weights, trainableOnly: true);
+        var layout = vector!;
+        layout.Load(m, weights);
         var epoch = plan!.EpochOf(step);
         var batch = plan.BatchOf(step);
         var slots = plan.Slots(Index);
@@ -754,10 +813,20 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             assemblers[j].Fill(input!, labels.AsSpan(0, n), indices, epoch);
             var context = new StepContext(true, pool!, spec!.Seed, epoch, indices);
+            if (layout.Moving > 0)
+            {
+                // The forward then leaves this micro-batch's statistics alone in them (see ClusterVector).
+                ClusterVector.ClearMoving(m);
+            }
+
             var logits = m.Forward(input!, context);
             var loss = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), classes, dLogits.AsSpan(0, n * classes), gradientScale);
             m.Backward(dLogits.AsSpan(0, n * classes), context);
-            m.CopyGradientsTo(leaf);
+            m.CopyGradientsTo(leaf.AsSpan(0, layout.Trainable));
+            if (layout.Moving > 0)
+            {
+                layout.CopyMovingContribution(m, leaf, n * gradientScale);
+            }
             leafSamples[j] = n;
             lossSum += loss.Sum;
             correct += loss.Correct;
@@ -796,7 +865,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         foreach (var node in ReductionTree.Cover(plan.MicroBatches, slots.Start, slots.End))
         {
             var missing = 0;
-            nodes[node] = ReductionTree.Reduce(node, leaves, m.TrainableParameterCount, allowMissing: false, ref missing, SumBuffer)!;
+            nodes[node] = ReductionTree.Reduce(node, leaves, layout.Length, allowMissing: false, ref missing, SumBuffer)!;
             nodeSamples[node] = leafSamples.AsSpan(node.Start, node.End - node.Start).ToArray().Sum();
         }
 
@@ -807,7 +876,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     {
         if (!sums.TryGetValue(node, out var buffer))
         {
-            sums[node] = buffer = new float[model!.TrainableParameterCount];
+            sums[node] = buffer = new float[vector!.Length];
         }
 
         return buffer;
@@ -887,7 +956,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private EvalReport Evaluate(int start, int count)
     {
         var m = evalModel!;
-        m.LoadParameters(evalWeights, trainableOnly: true);
+        vector!.Load(m, evalWeights);
         const int EvalBatch = 250;
         var evalInput = new Tensor(EvalBatch, m.InputShape);
         var evalLabels = new int[EvalBatch];

@@ -178,18 +178,6 @@ internal static class TrainCommand
         var console = asJson ? CommandRunner.ErrorConsole() : AnsiConsole.Console;
         var spec = CommonOptions.ResolveModel(settings.Model, maxParameters);
         var model = new Model(spec);
-        if (model.ParameterCount != model.TrainableParameterCount && settings.Workers != 0)
-        {
-            // The parameter servers carry trainable parameters only; moving statistics would diverge per worker.
-            if (settings.Cluster is not null)
-            {
-                throw new UserException($"--model {settings.Model}: BatchNormalization moving statistics are not carried by the cluster yet; train it without --cluster (it then runs engine-only)");
-            }
-
-            console.MarkupLineInterpolated($"note: {spec.Name} has BatchNormalization moving statistics, which the cluster does not carry yet: training engine-only in this process");
-            settings = settings with { Workers = 0 };
-        }
-
         // A client of a remote cluster leaves the data to the silos; here it is loaded and checked.
         DataSplits? data = null;
         if (settings.Cluster is null)

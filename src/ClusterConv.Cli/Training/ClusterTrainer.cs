@@ -146,8 +146,11 @@ public sealed class ClusterTrainer
         }
     }
 
+    /// <summary>How long one wait for new events may take: the job grain answers as soon as there are any.</summary>
+    private static readonly TimeSpan EventWait = TimeSpan.FromSeconds(5);
+
     /// <summary>
-    /// Polls the job's events into metrics.jsonl (a step line, then one worker_step line per worker that took part)
+    /// Follows the job's events (a long poll: <see cref="IJobGrain.WaitForEventsAsync"/>) into metrics.jsonl (a step line, then one worker_step line per worker that took part)
     /// and the display until it ends; reads the final weights into the model.
     /// </summary>
     /// <param name="runDirectory">Run folder to save checkpoints/step-N.ckpt into (see <see cref="StepSnapshots"/>), or null.</param>
@@ -179,7 +182,17 @@ public sealed class ClusterTrainer
                 cancelSent = true;
             }
 
-            var batch = await WithRetryAsync(() => job.GetEventsAsync(incarnation, after), cancellation, detachOnCancel);
+            JobEvents batch;
+            try
+            {
+                // Ctrl-C ends the wait at once; the next turn sends the cancel (or leaves, when detaching).
+                batch = await WithRetryAsync(() => job.WaitForEventsAsync(incarnation, after, EventWait), cancellation, detachOnCancel).WaitAsync(cancelSent ? CancellationToken.None : cancellation);
+            }
+            catch (OperationCanceledException) when (!cancelSent && cancellation.IsCancellationRequested)
+            {
+                continue;
+            }
+
             if (batch.Incarnation != incarnation)
             {
                 incarnation = batch.Incarnation;
@@ -239,12 +252,6 @@ public sealed class ClusterTrainer
             {
                 break;
             }
-
-            if (batch.Events.Length == 0)
-            {
-                // Nothing new yet. Step checkpoints do not depend on this interval: the job grain keeps those weights.
-                await Task.Delay(100, CancellationToken.None);
-            }
         }
 
         FinalStatus = status;
@@ -260,8 +267,9 @@ public sealed class ClusterTrainer
         }
 
         var servers = Enumerable.Range(0, spec.PsShards).Select(p => client.GetGrain<IParameterServerGrain>(p, spec.JobId)).ToArray();
-        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, model.TrainableParameterCount), cancellation, detachOnCancel);
-        model.LoadParameters(weights, trainableOnly: true);
+        var vector = new ClusterVector(model);
+        var weights = await WithRetryAsync(() => JobGrain.ReadWeightsAsync(spec, servers, vector.Length), cancellation, detachOnCancel);
+        vector.Load(model, weights);
         var sha = model.WeightsSha256();
         if (status.WeightsSha256 is { } reported && reported != sha)
         {
@@ -513,30 +521,34 @@ public sealed class ClusterTrainer
                 return;
             }
 
-            middleSaved = true;
-            await SaveAsync(middle, status.Epoch);
+            // Asked again on the next progress while the job runs if its weights are not there (yet).
+            middleSaved = await SaveAsync(middle, status.Epoch) || status.Phase != JobPhase.Running;
         }
 
-        private async Task SaveAsync(long step, int epochsDone)
+        /// <summary>False when the job grain does not hold the step's weights.</summary>
+        private async Task<bool> SaveAsync(long step, int epochsDone)
         {
             try
             {
                 // Null when the job grain moved since (a new activation keeps no snapshots): that moment goes unrecorded.
                 if (await job.GetSnapshotAsync(step) is not { } bytes)
                 {
-                    return;
+                    return false;
                 }
 
-                var weights = new float[layout.TrainableParameterCount];
+                var vector = new ClusterVector(layout);
+                var weights = new float[vector.Length];
                 WireFormat.FromBytes(bytes, weights);
-                layout.LoadParameters(weights, trainableOnly: true);
+                vector.Load(layout, weights);
                 var checkpoint = ModelCheckpoint.Capture(layout, step, epochsDone, InputNormalization.Scale, spec.Optimizer);
                 AtomicFile.Write(RunCheckpoints.StepPath(runDirectory, step), checkpoint.Save);
+                return true;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // These files only feed the report's pictures of the filters: the training goes on without one, and
                 // the report says the moment was not recorded.
+                return true;
             }
         }
     }
