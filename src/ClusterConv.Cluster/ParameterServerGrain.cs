@@ -70,6 +70,11 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
     // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
     private readonly Stack<float[]> free = new();
+
+    // ssp and async: the (round, first micro-batch) contributions already applied, oldest first, bounded.
+    private readonly HashSet<(long Round, int Node)> appliedRounds = [];
+    private readonly Queue<(long Round, int Node)> appliedOrder = new();
+    private const int AppliedRoundsKept = 4096;
     private readonly Dictionary<TreeNode, float[]> sums = [];
     private byte[]? prior;
     private long lastStep = -1;
@@ -165,8 +170,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         }
 
         // bsp: a gradient is only ever for the current version. A late push computed before a rollback (for a step
-        // this shard will reach again) must not be mistaken for the recomputed one.
-        if (chunk.Step < version || (spec.Mode == ConsistencyMode.Bsp && chunk.Step != version))
+        // this shard will reach again) must not be mistaken for the recomputed one. ssp and async: chunk.Step is the
+        // worker's round, behind the version (which counts every worker's updates) by design; each contribution is
+        // taken once, so a retried push is not applied twice.
+        if (spec.Mode == ConsistencyMode.Bsp ? chunk.Step != version : appliedRounds.Contains((chunk.Step, chunk.NodeStart)))
         {
             return Task.FromResult(new PushResult(false, ShardIndex, null));
         }
@@ -216,13 +223,14 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         if (spec.Mode != ConsistencyMode.Bsp && node.Received == weights.Length)
         {
             // ssp and async: every complete contribution is one optimizer step of its own.
+            RememberApplied(chunk.Step, chunk.NodeStart);
             nodes.Remove(key);
             if (nodes.Count == 0)
             {
                 pending.Remove(chunk.Step);
             }
 
-            var rows = Update(node.Values, chunk.WithStats, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
+            var rows = Update(node.Values, chunk.WithStats, chunk.Step, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
             if (chunk.WithStats)
             {
                 // A worker's statistics round: the row sums of this update go back to it.
@@ -406,7 +414,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         RowSums[] rows;
         using (var apply = StartSpan(ClusterTelemetry.Spans.PsApply, order))
         {
-            rows = Update(sum, order.WithStats);
+            rows = Update(sum, order.WithStats, version);
             apply?.SetTag(ClusterTelemetry.Attributes.Version, version);
         }
 
@@ -525,6 +533,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         segments = segmentList.ToArray();
         pending.Clear();
+        appliedRounds.Clear();
+        appliedOrder.Clear();
         snapshot = null;
         servedChecksum = null;
         state = new float[slice.Count * optimizer.StateSlotsPerParameter];
@@ -557,6 +567,18 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         schedule = CreateSchedule(spec);
     }
 
+    private void RememberApplied(long round, int node)
+    {
+        if (appliedRounds.Add((round, node)))
+        {
+            appliedOrder.Enqueue((round, node));
+            if (appliedOrder.Count > AppliedRoundsKept)
+            {
+                appliedRounds.Remove(appliedOrder.Dequeue());
+            }
+        }
+    }
+
     /// <summary>The learning-rate schedule over the job's total steps (the job writes them into the spec from its plan).</summary>
     private static ILearningRateSchedule CreateSchedule(JobSpec spec) => LearningRateSchedules.Create(spec.Schedule, spec.LearningRate, Math.Max(1, spec.ScheduleSteps));
 
@@ -568,6 +590,8 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         WireFormat.FromBytes(saved.OptimizerState, state);
         version = saved.Step;
         pending.Clear();
+        appliedRounds.Clear();
+        appliedOrder.Clear();
         snapshot = null;
         servedChecksum = null;
         prior = null;
@@ -594,11 +618,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
     /// <summary>One optimizer step on the slice, split at parameter boundaries (weight decay on kernels only).</summary>
     /// <param name="movingScale">Factor on the moving-statistics part (ssp and async: a node's contribution to its own mean); 0 leaves them as they are.</param>
-    private RowSums[] Update(float[] gradient, bool withStats, float movingScale = 1f)
+    /// <param name="scheduleStep">The step the learning-rate schedule is read at: the version in bsp, the worker's round in ssp and async (where every worker's update is a version of its own).</param>
+    private RowSums[] Update(float[] gradient, bool withStats, long scheduleStep, float movingScale = 1f)
     {
         var before = withStats ? (float[])weights.Clone() : null;
         prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
-        var lr = schedule!.At(version);
+        var lr = schedule!.At(scheduleStep);
         var slots = optimizer!.StateSlotsPerParameter;
         foreach (var s in segments)
         {

@@ -84,6 +84,14 @@ public sealed class ModeTests
             {
                 Assert.True(status.DroppedContributions > 0, "no contribution was dropped");
             }
+
+            // Every update reached every shard: one version per step in bsp, one per worker and round in ssp and async
+            // (a round behind the version is not stale garbage there: it is how those modes work).
+            for (var shard = 0; shard < spec.PsShards; shard++)
+            {
+                var version = await cluster.Client.GetGrain<IParameterServerGrain>(shard, spec.JobId).InitializeAsync(spec, fresh: false);
+                Assert.Equal(mode == ConsistencyMode.Bsp ? 30 : 30 * spec.Workers, version);
+            }
         }
         finally
         {
