@@ -172,7 +172,9 @@ public sealed class ClusterTrainer
                 cancelSent = true;
             }
 
-            var batch = await WithRetryAsync(() => job.GetEventsAsync(incarnation, after), cancellation, detachOnCancel);
+            // Bounded: a call that reached the job grain's silo just before it died is otherwise only answered by
+            // Orleans' 30 s response timeout; a new call reaches the reactivated job grain.
+            var batch = await WithRetryAsync(() => job.GetEventsAsync(incarnation, after).WaitAsync(PollTimeout), cancellation, detachOnCancel);
             if (batch.Incarnation != incarnation)
             {
                 incarnation = batch.Incarnation;
@@ -380,6 +382,9 @@ public sealed class ClusterTrainer
 
         throw new UserException($"--cluster {cluster}: cannot reach Redis after {clock.Elapsed.TotalSeconds:F1} s: {string.Join("; ", problems)}", ExitCodes.IoError);
     }
+
+    /// <summary>How long one poll of the job's events may take before it is sent again.</summary>
+    public static readonly TimeSpan PollTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>How long the Redis probe waits for a TCP connection.</summary>
     public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
