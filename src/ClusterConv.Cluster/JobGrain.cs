@@ -82,6 +82,9 @@ public sealed class JobGrain : Grain, IJobGrain
     private Task? loop;
     private bool cancelRequested;
     private bool handoverRequested;
+
+    // Set for any deactivation: a loop that then fails (its activation turned invalid) leaves the job to the next one.
+    private DeactivationReason? deactivated;
     private string[]? knownSilos;
     private int silos;
     private int epochNow;
@@ -105,6 +108,7 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         // Only a silo shutting down waits for the step boundary; on other deactivations (e.g. a duplicate activation
         // after a silo died) the loop just stops and the job continues from its checkpoint where it is next called.
+        deactivated = reason;
         if (loop is { IsCompleted: false } running && reason.ReasonCode == DeactivationReasonCode.ShuttingDown)
         {
             handoverRequested = true;
@@ -297,6 +301,15 @@ public sealed class JobGrain : Grain, IJobGrain
             logger.LogWarning("job {Job}: another activation owns the job ({Error}); this one stops", requested.JobId, e.Message);
             EndEpochSpan();
             DeactivateOnIdle();
+            return;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException && deactivated is { } reason && reason.ReasonCode != DeactivationReasonCode.ShuttingDown)
+        {
+            // Orleans deactivated this activation mid-step (seen when another silo died and took the job's directory
+            // entry with it): the failure is this activation's, not the job's. Marking the job failed here could
+            // persist that; the next call continues the job from its checkpoint instead.
+            logger.LogWarning("job {Job}: this activation was deactivated ({Reason}) and stops: {Error}", requested.JobId, reason, e.Message);
+            EndEpochSpan();
             return;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
