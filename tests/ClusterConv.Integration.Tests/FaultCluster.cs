@@ -20,7 +20,7 @@ public sealed record FaultSilo(string Name, ChildProcess Process, int MetricsPor
 /// </summary>
 public sealed partial class FaultCluster : IAsyncLifetime
 {
-    public const int Steps = 60;
+    public const int Steps = 120;
     public const int CheckpointEvery = 10;
 
     /// <summary>Failure detection in a few seconds instead of Orleans' default minute or so.</summary>
@@ -137,9 +137,9 @@ public sealed partial class FaultCluster : IAsyncLifetime
 
     public string RunDirectory(string name) => Path.Combine(Directory, name);
 
-    /// <summary>The job every scenario runs: lenet5, bsp, 3 workers, 2 epochs of 30 steps, checkpoints every 10 steps, a step line each step.</summary>
+    /// <summary>The job every scenario runs: lenet5, bsp, 3 workers, 2 epochs of 60 steps (long enough for a fault mid job on an idle machine), checkpoints every 10 steps, a step line each step.</summary>
     public ChildProcess Train(string jobId, string outDir, int checkpointEvery = CheckpointEvery) => Track(ChildProcess.StartClusterConv(
-        ["train", "--cluster", Address, "--model", "lenet5", "--data", "synthetic", "--train-limit", "9000", "--test-limit", "500", "--epochs", "2",
+        ["train", "--cluster", Address, "--model", "lenet5", "--data", "synthetic", "--train-limit", "18000", "--test-limit", "500", "--epochs", "2",
          "--batch-size", "300", "--workers", "3", "--micro-batches", "3", "--threads", "3", "--checkpoint-every", checkpointEvery.ToString(CultureInfo.InvariantCulture),
          "--log-every", "1", "--stats-every", "0", "--seed", "11", "--job-id", jobId, "--out", outDir],
         Fast));
