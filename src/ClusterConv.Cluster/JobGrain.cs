@@ -113,6 +113,9 @@ public sealed class JobGrain : Grain, IJobGrain
     private Task? loop;
     private bool cancelRequested;
     private bool handoverRequested;
+
+    // Set for any deactivation: a loop that then fails (its activation turned invalid) leaves the job to the next one.
+    private DeactivationReason? deactivated;
     private string[]? knownSilos;
     private int silos;
     private int epochNow;
@@ -141,6 +144,7 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         // Only a silo shutting down waits for the step boundary; on other deactivations (e.g. a duplicate activation
         // after a silo died) the loop just stops and the job continues from its checkpoint where it is next called.
+        deactivated = reason;
         if (loop is { IsCompleted: false } running && reason.ReasonCode == DeactivationReasonCode.ShuttingDown)
         {
             handoverRequested = true;
@@ -400,6 +404,15 @@ public sealed class JobGrain : Grain, IJobGrain
             DeactivateOnIdle();
             return;
         }
+        catch (Exception e) when (e is not OutOfMemoryException && deactivated is { } reason && reason.ReasonCode != DeactivationReasonCode.ShuttingDown)
+        {
+            // Orleans deactivated this activation mid-step (seen when another silo died and took the job's directory
+            // entry with it): the failure is this activation's, not the job's. Marking the job failed here could
+            // persist that; the next call continues the job from its checkpoint instead.
+            logger.LogWarning("job {Job}: this activation was deactivated ({Reason}) and stops: {Error}", requested.JobId, reason, e.Message);
+            EndEpochSpan();
+            return;
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             if (e is TrainingDivergedException)
@@ -427,7 +440,7 @@ public sealed class JobGrain : Grain, IJobGrain
         State.TrainSeconds = trainClock.Elapsed.TotalSeconds;
         try
         {
-            await persisted.WriteStateAsync();
+            await WriteStateWithRetryAsync();
         }
         catch (Orleans.Storage.InconsistentStateException e)
         {
@@ -473,6 +486,10 @@ public sealed class JobGrain : Grain, IJobGrain
         else
         {
             step = State.LastCheckpointStep;
+            // The steps the shards applied past the checkpoint are computed again. A shard that died with this job's
+            // previous activation came back at its checkpoint, so then the count can miss up to --checkpoint-every steps.
+            var reached = await Task.WhenAll(servers.Select(s => Retry(() => s.GetWeightsAsync(spec, 0, -1))));
+            State.StepsRecomputed += Math.Max(0, Math.Max(State.Step, reached.Max(r => r.Version)) - step);
             await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, step))));
             jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection { [ClusterTelemetry.Attributes.Checkpoint] = step }));
         }
@@ -1233,11 +1250,33 @@ public sealed class JobGrain : Grain, IJobGrain
         if (saved.All(s => s))
         {
             State.LastCheckpointStep = step;
-            await persisted.WriteStateAsync();
+            await WriteStateWithRetryAsync();
         }
 
         span?.SetTag(ClusterTelemetry.Attributes.Saved, saved.All(s => s));
         ClusterTelemetry.CheckpointDuration.Record(clock.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
+    }
+
+    /// <summary>
+    /// The job's state written through a Redis outage: retried for the retry window, as the shards' checkpoint calls
+    /// are. Another activation's write (a stale ETag) is not retried: that activation owns the job.
+    /// </summary>
+    private async Task WriteStateWithRetryAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await persisted.WriteStateAsync();
+                return;
+            }
+            catch (Exception e) when (e is not Orleans.Storage.InconsistentStateException && IsTransient(e) && clock.Elapsed < RetryWindow && !cancelRequested)
+            {
+                logger.LogWarning("job {Job}: writing its state failed ({Error}); retrying", this.GetPrimaryKeyString(), e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 250 * (attempt + 1))));
+            }
+        }
     }
 
     private async Task EvaluateEpochAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, int epoch, long step, double trainLoss, double trainAccuracy, bool versionCheck = true)

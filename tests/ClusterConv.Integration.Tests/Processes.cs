@@ -11,6 +11,7 @@ public sealed class ChildProcess : IDisposable
 {
     private readonly Process process;
     private readonly ConcurrentQueue<string> lines = new();
+    private bool disposed;
 
     private ChildProcess(Process process)
     {
@@ -92,6 +93,13 @@ public sealed class ChildProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>A signal (STOP, CONT, TERM, ...) to this process only.</summary>
+    public void Signal(string name)
+    {
+        using var kill = Process.Start("kill", ["-" + name, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL to this process only.</summary>
     public void Kill()
     {
@@ -103,6 +111,12 @@ public sealed class ChildProcess : IDisposable
 
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         Kill();
         process.Dispose();
     }
@@ -181,6 +195,9 @@ public sealed class SingleSiloCluster : IDisposable
     public string Directory { get; }
 
     public ChildProcess? Silo { get; private set; }
+
+    /// <summary>SIGKILL to the redis-server.</summary>
+    public void KillRedis() => redis.Kill();
 
     public static async Task<SingleSiloCluster> StartAsync(string name)
     {

@@ -108,8 +108,9 @@ internal static class SiloCommand
         using (cancellation.Register(lifetime.StopApplication))
         {
             // Graceful stop (SIGTERM, Ctrl-C): Orleans deactivates this silo's grains so they reactivate elsewhere.
-            // A silo whose Redis is gone may hang in shutdown: leave after the shutdown timeout regardless.
-            using var watchdog = lifetime.ApplicationStopping.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(30)).ContinueWith(_ => Environment.Exit(ExitCodes.Success), TaskScheduler.Default));
+            // Shutdown can hang (Orleans retries its membership update): leave after the shutdown timeout regardless,
+            // and after a few seconds when Redis is gone, as neither the leave nor any hand-over state can be recorded.
+            using var watchdog = lifetime.ApplicationStopping.Register(() => _ = WatchdogAsync(redis, siloName));
             await host.WaitForShutdownAsync(CancellationToken.None);
         }
 
@@ -129,6 +130,53 @@ internal static class SiloCommand
         }
 
         return null;
+    }
+
+    private static async Task WatchdogAsync(RedisAddress redis, string siloName)
+    {
+        if (!await RedisReachableAsync(redis.Connect))
+        {
+            Console.Error.WriteLine($"silo {siloName}: Redis {redis.Display} unreachable while stopping; leaving without recording it (the other silos declare this one dead)");
+            await Task.Delay(UnreachableGrace);
+        }
+        else
+        {
+            await Task.Delay(ShutdownWatchdog);
+        }
+
+        Environment.Exit(ExitCodes.Success);
+    }
+
+    /// <summary>How long a stopping silo may take before it exits regardless (orchestrators allow 45 s).</summary>
+    internal static readonly TimeSpan ShutdownWatchdog = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a stopping silo whose Redis is gone lets its grains deactivate before it exits.</summary>
+    internal static readonly TimeSpan UnreachableGrace = TimeSpan.FromSeconds(3);
+
+    /// <summary>True when a TCP connection to one of Redis' endpoints opens within 2 s.</summary>
+    private static async Task<bool> RedisReachableAsync(string connect)
+    {
+        foreach (var endpoint in StackExchange.Redis.ConfigurationOptions.Parse(ClusterHosting.RedisEndpoint(connect)).EndPoints)
+        {
+            var (host, port) = endpoint switch
+            {
+                DnsEndPoint d => (d.Host, d.Port),
+                IPEndPoint i => (i.Address.ToString(), i.Port),
+                _ => (endpoint.ToString() ?? string.Empty, 0),
+            };
+            using var tcp = new System.Net.Sockets.TcpClient();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await tcp.ConnectAsync(host, port == 0 ? 6379 : port, timeout.Token);
+                return true;
+            }
+            catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException)
+            {
+            }
+        }
+
+        return false;
     }
 
     private static void EnsureFree(IPAddress address, int port, string option)

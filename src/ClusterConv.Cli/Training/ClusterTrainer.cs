@@ -185,8 +185,10 @@ public sealed class ClusterTrainer
             JobEvents batch;
             try
             {
-                // Ctrl-C ends the wait at once; the next turn sends the cancel (or leaves, when detaching).
-                batch = await WithRetryAsync(() => job.WaitForEventsAsync(incarnation, after, EventWait), cancellation, detachOnCancel).WaitAsync(cancelSent ? CancellationToken.None : cancellation);
+                // Ctrl-C ends the wait at once; the next turn sends the cancel (or leaves, when detaching). Bounded: a call
+                // that reached the job grain's silo just before it died is otherwise only answered by Orleans' 30 s
+                // response timeout; a new call reaches the reactivated job grain.
+                batch = await WithRetryAsync(() => job.WaitForEventsAsync(incarnation, after, EventWait).WaitAsync(PollTimeout), cancellation, detachOnCancel).WaitAsync(cancelSent ? CancellationToken.None : cancellation);
             }
             catch (OperationCanceledException) when (!cancelSent && cancellation.IsCancellationRequested)
             {
@@ -449,6 +451,9 @@ public sealed class ClusterTrainer
 
         throw new UserException($"--cluster {cluster}: cannot reach Redis after {clock.Elapsed.TotalSeconds:F1} s: {string.Join("; ", problems)}", ExitCodes.IoError);
     }
+
+    /// <summary>How long one poll of the job's events may take before it is sent again.</summary>
+    public static readonly TimeSpan PollTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>How long the Redis probe waits for a TCP connection.</summary>
     public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
