@@ -50,6 +50,17 @@ public sealed class Model
                 break;
         }
 
+        // A relu convolution feeding a 2x2 max pooling: the pooling's backward applies the relu
+        // derivative (one pass over the gradient fewer; the same values, see Pool2D.MasksByPositiveMax).
+        for (var i = 0; i + 1 < layers.Count; i++)
+        {
+            if (layers[i] is Conv2D { Activation.Kind: ActivationKind.Relu } conv && layers[i + 1] is Pool2D { CanMaskByPositiveMax: true } pool)
+            {
+                conv.GradientArrivesMasked = true;
+                pool.MasksByPositiveMax = true;
+            }
+        }
+
         Layers = layers;
         Parameters = layers.SelectMany(l => l.Parameters).ToArray();
         TrainableParameters = Parameters.Where(p => p.Trainable).ToArray();

@@ -56,6 +56,55 @@ public class ModelTests
         Assert.Equal(g1, g3);
     }
 
+    [Theory]
+    [InlineData(20)] // pooled widths 9 (8-wide steps, the last overlapping) and 3 (scalar)
+    [InlineData(14)] // 6 (4-wide steps) and 2
+    public void Relu_backward_fused_into_max_pooling_gives_the_unfused_gradients_bitwise(int size)
+    {
+        var spec = new ModelSpec(
+            "fused",
+            new SampleShape(2, size, size),
+            [
+                new Conv2DSpec("conv2d", 6, 3, 3, Activation: Activation.Relu),
+                new Pool2DSpec("max_pooling2d", PoolKind.Max, 2, 2, 2, 2),
+                new Conv2DSpec("conv2d_1", 5, 3, 3, Activation: Activation.Relu),
+                new Pool2DSpec("max_pooling2d_1", PoolKind.Max, 2, 2, 2, 2),
+                new FlattenSpec("flatten"),
+                new DenseSpec("dense", 4),
+            ]);
+        var fused = new Model(spec);
+        var plain = new Model(spec);
+        Assert.True(((Conv2D)fused.Layers[0]).GradientArrivesMasked && ((Pool2D)fused.Layers[1]).MasksByPositiveMax);
+        Assert.True(((Conv2D)fused.Layers[2]).GradientArrivesMasked && ((Pool2D)fused.Layers[3]).MasksByPositiveMax);
+        foreach (var i in new[] { 0, 2 })
+        {
+            ((Conv2D)plain.Layers[i]).GradientArrivesMasked = false;
+            ((Pool2D)plain.Layers[i + 1]).MasksByPositiveMax = false;
+        }
+
+        float[] Gradients(Model model)
+        {
+            model.Initialize(7);
+            var context = new StepContext(true, ComputePool.Serial);
+            var input = RandomInput(3, spec.Input, 8);
+            foreach (ref var v in input.Span)
+            {
+                v -= 0.5f; // many negative pre-activations: relu zeros and all-zero windows
+            }
+
+            var logits = model.Forward(input, context);
+            model.Backward(logits.Span.ToArray(), context);
+            var gradients = new float[model.TrainableParameterCount];
+            model.CopyGradientsTo(gradients);
+            return gradients;
+        }
+
+        var expected = Gradients(plain);
+        var actual = Gradients(fused);
+        Assert.Contains(expected, g => g != 0f);
+        Assert.Equal(expected, actual);
+    }
+
     [Fact]
     public void The_same_seed_gives_the_same_weights_and_another_seed_different_ones()
     {

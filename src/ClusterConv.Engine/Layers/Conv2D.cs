@@ -36,7 +36,7 @@ public sealed unsafe class Conv2D : Layer
     [ThreadStatic]
     private static AlignedBuffer? gradientScratch;
 
-    private readonly AlignedBuffer preActivation = new();  // pre (N, K, P, Q); unused for linear
+    private readonly AlignedBuffer preActivation = new();  // pre (N, K, P, Q); unused for linear and relu
     private readonly AlignedBuffer chunkGradients = new(); // dWᵀ per chunk (chunks, C·R·S, K)
     private readonly AlignedBuffer biasPartials = new();   // (N, K): per-sample bias gradient
     private readonly Action<int> forwardPart;
@@ -47,6 +47,19 @@ public sealed unsafe class Conv2D : Layer
     private Parameter? bias;
     private ConvProblem geometry;
     private int chunkSamplesOverride;
+    private int forwardSamples; // the most samples a Forward has covered
+
+    // StepProfile phase names, fixed per layer so probes do not allocate.
+    private readonly string phaseIm2Col;
+    private readonly string phaseGemm;
+    private readonly string phaseActivation;
+    private readonly string phaseActivationBackward;
+    private readonly string phaseBiasGradient;
+    private readonly string phaseIm2ColBackward;
+    private readonly string phaseGemmWeight;
+    private readonly string phaseGemmInput;
+    private readonly string phaseCol2Im;
+    private readonly string phaseReduce;
 
     // The call in progress, read by the parallel part bodies.
     private float* callInput;
@@ -66,6 +79,16 @@ public sealed unsafe class Conv2D : Layer
         forwardPart = ForwardSample;
         backwardPart = BackwardChunk;
         reducePart = ReduceChunkGradients;
+        phaseIm2Col = $"{Name} forward im2col";
+        phaseGemm = $"{Name} forward gemm";
+        phaseActivation = $"{Name} forward activation";
+        phaseActivationBackward = $"{Name} backward activation";
+        phaseBiasGradient = $"{Name} backward bias sums";
+        phaseIm2ColBackward = $"{Name} backward im2col";
+        phaseGemmWeight = $"{Name} backward gemm dW";
+        phaseGemmInput = $"{Name} backward gemm dX";
+        phaseCol2Im = $"{Name} backward col2im";
+        phaseReduce = $"{Name} backward reduce";
     }
 
     public Conv2DSpec Spec { get; }
@@ -81,6 +104,13 @@ public sealed unsafe class Conv2D : Layer
     /// (a model's first layer needs no input gradient).
     /// </summary>
     public bool ComputeInputGradient { get; set; } = true;
+
+    /// <summary>
+    /// Set by <see cref="Model"/> when this is a relu layer followed by a max pooling that applies
+    /// the relu derivative in its own backward (<see cref="Pool2D.MasksByPositiveMax"/>): dOutput
+    /// then already is the pre-activation gradient, and the relu backward pass over it is skipped.
+    /// </summary>
+    internal bool GradientArrivesMasked { get; set; }
 
     /// <summary>
     /// Samples per weight-gradient chunk for a batch of <paramref name="batch"/>: ceil(batch / 8),
@@ -112,10 +142,12 @@ public sealed unsafe class Conv2D : Layer
         CheckTensor(input, InputShape, nameof(input), input.N);
         CheckTensor(output, OutputShape, nameof(output), input.N);
         var n = input.N;
-        if (Activation.Kind != ActivationKind.Linear)
+        if (KeepsPreActivation)
         {
             preActivation.Ensure((long)n * OutputShape.Size);
         }
+
+        forwardSamples = Math.Max(forwardSamples, n);
 
         fixed (float* pInput = input.Data)
         fixed (float* pOutput = output.Data)
@@ -149,7 +181,7 @@ public sealed unsafe class Conv2D : Layer
             CheckTensor(dInput, InputShape, nameof(dInput), n);
         }
 
-        if (Activation.Kind != ActivationKind.Linear && (long)n * OutputShape.Size > preActivation.Capacity)
+        if (Activation.Kind != ActivationKind.Linear && n > forwardSamples)
         {
             throw new InvalidOperationException($"layer '{Name}': Backward over {n} samples without a Forward over them");
         }
@@ -186,11 +218,14 @@ public sealed unsafe class Conv2D : Layer
             context.Compute.For(chunks, backwardPart);
 
             // dKernel (K, C·R·S) <- sum over chunks, in chunk order, of dWᵀ (C·R·S, K); parts over rows.
+            var t = StepProfile.Start();
             context.Compute.For(ReduceParts(), reducePart);
             if (bias is not null)
             {
                 SumBiasPartials(n, bias.Gradient);
             }
+
+            StepProfile.Lap(phaseReduce, t);
 
             ClearCall();
         }
@@ -208,6 +243,10 @@ public sealed unsafe class Conv2D : Layer
     }
 
     private Parameter Kernel => kernel ?? throw new InvalidOperationException($"layer '{Name}' is not built");
+
+    // relu needs no pre-activation: relu(x) > 0 exactly when x > 0 (NaN included, both false), so
+    // its backward reads the output and the GEMM writes into the output, saving a (N, K, P, Q) buffer.
+    private bool KeepsPreActivation => Activation.Kind is not (ActivationKind.Linear or ActivationKind.Relu);
 
     private static void CheckTensor(Tensor tensor, SampleShape shape, string name, int n)
     {
@@ -234,16 +273,20 @@ public sealed unsafe class Conv2D : Layer
         var pq = g.P * g.Q;
         var length = g.K * pq;
         var col = (columnScratch ??= new AlignedBuffer()).Ensure((long)g.Crs * pq);
+        var t = StepProfile.Start();
         Im2Col(callInput + ((long)n * g.C * g.H * g.W), col);
+        t = StepProfile.Lap(phaseIm2Col, t);
         var output = callOutput + ((long)n * length);
-        var pre = Activation.Kind == ActivationKind.Linear ? output : preActivation.Pointer + ((long)n * length);
+        var pre = KeepsPreActivation ? preActivation.Pointer + ((long)n * length) : output;
         Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, pre, pq, rowBias: callBias);
+        t = StepProfile.Lap(phaseGemm, t);
         if (Activation.Kind == ActivationKind.Linear)
         {
             return;
         }
 
         ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
+        StepProfile.Lap(phaseActivation, t);
     }
 
     // For the samples of one chunk, in order: dPre, its bias sums, dWᵀ (C·R·S, K) += col · dPreᵀ, dInput.
@@ -260,20 +303,22 @@ public sealed unsafe class Conv2D : Layer
         var dWeight = chunkGradients.Pointer + ((long)chunk * crs * g.K);
         var first = chunk * callChunkSamples;
         var last = Math.Min(callBatch, first + callChunkSamples);
+        var t = StepProfile.Start();
         for (var n = first; n < last; n++)
         {
             // dPre (K, P·Q) <- dOutput through the activation
             var dOutput = callDOutput + ((long)n * length);
             var dPre = dOutput;
-            if (Activation.Kind != ActivationKind.Linear)
+            if (Activation.Kind != ActivationKind.Linear && !GradientArrivesMasked)
             {
                 dPre = dPreBuffer;
                 ActivationFunctions.Backward(
                     Activation,
                     new Span<float>(dPre, length),
                     new ReadOnlySpan<float>(dOutput, length),
-                    new ReadOnlySpan<float>(preActivation.Pointer + ((long)n * length), length),
+                    new ReadOnlySpan<float>((KeepsPreActivation ? preActivation.Pointer : callOutput) + ((long)n * length), length),
                     new ReadOnlySpan<float>(callOutput + ((long)n * length), length));
+                t = StepProfile.Lap(phaseActivationBackward, t);
             }
 
             if (bias is not null)
@@ -283,17 +328,23 @@ public sealed unsafe class Conv2D : Layer
                 {
                     partial[k] = Layout.Sum(dPre + (k * pq), pq);
                 }
+
+                t = StepProfile.Lap(phaseBiasGradient, t);
             }
 
             // dWᵀ (C·R·S, K) [+]= col (C·R·S, P·Q) · dPre (K, P·Q)ᵀ
             Im2Col(callInput + ((long)n * g.C * g.H * g.W), col);
+            t = StepProfile.Lap(phaseIm2ColBackward, t);
             Gemm.ComputeSerial(GemmTranspose.B, crs, g.K, pq, col, pq, dPre, pq, dWeight, g.K, accumulate: n > first);
+            t = StepProfile.Lap(phaseGemmWeight, t);
 
             if (ComputeInputGradient)
             {
                 // dCol (C·R·S, P·Q) = W (K, C·R·S)ᵀ · dPre (K, P·Q), then col2im into dInput.
                 Gemm.ComputeSerial(GemmTranspose.A, crs, pq, g.K, callKernel, crs, dPre, pq, dCol, pq);
+                t = StepProfile.Lap(phaseGemmInput, t);
                 Col2Im(dCol, callDInput + ((long)n * g.C * g.H * g.W));
+                t = StepProfile.Lap(phaseCol2Im, t);
             }
         }
     }
