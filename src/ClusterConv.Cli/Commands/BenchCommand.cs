@@ -108,11 +108,14 @@ internal static class BenchCommand
         var stepTimes = new double[steps];
         var statsTimes = new double[steps];
         var observeTimes = new double[steps];
+        var cpuSeconds = 0.0;
         for (var i = 0; i < steps; i++)
         {
+            var cpu = Environment.CpuUsage.TotalTime;
             var clock = Stopwatch.StartNew();
             Step();
             stepTimes[i] = clock.Elapsed.TotalSeconds;
+            cpuSeconds += (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
             clock.Restart();
             collector.ObserveActivations(stepNumber, countAll: false);
             observeTimes[i] = clock.Elapsed.TotalSeconds;
@@ -170,6 +173,8 @@ internal static class BenchCommand
             ["samples_per_second"] = Math.Round(batchSize / stepSeconds, 1),
             ["best_step_ms"] = Math.Round(bestStepSeconds * 1e3, 3),
             ["best_samples_per_second"] = Math.Round(batchSize / bestStepSeconds, 1),
+            // Process CPU time per step (all threads, idle waits excluded): steadier than wall time on a loaded machine.
+            ["cpu_ms_per_step"] = Math.Round(cpuSeconds / steps * 1e3, 3),
             ["gflops"] = Math.Round(totalFlops / stepSeconds / 1e9, 2),
             ["peak_gflops"] = Math.Round(peak, 2),
             ["percent_of_peak"] = Math.Round(100 * totalFlops / stepSeconds / 1e9 / peak, 1),
