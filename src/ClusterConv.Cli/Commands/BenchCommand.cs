@@ -188,8 +188,9 @@ internal static class BenchCommand
 
     /// <summary>
     /// Where a step goes: the same step run layer by layer with a clock mark after each part (wall
-    /// milliseconds, median over the steps), and the engine's <see cref="StepProfile"/> phases inside
-    /// the layers (CPU milliseconds per step, summed over threads).
+    /// milliseconds, median over the steps; and the process's CPU milliseconds, mean, which on a
+    /// loaded machine is steadier), and the engine's <see cref="StepProfile"/> phases inside the
+    /// layers (CPU milliseconds per step, summed over threads).
     /// </summary>
     private static JsonObject Breakdown(Model model, Tensor input, int[] labels, StepContext context, int steps, Action update)
     {
@@ -208,6 +209,7 @@ internal static class BenchCommand
         names.AddRange(layers.Reverse().Select(l => $"{l.Name} backward"));
         names.Add("optimizer");
         var times = names.Select(_ => new double[steps]).ToArray();
+        var cpuTimes = names.Select(_ => new double[steps]).ToArray();
         var whole = new double[steps];
         StepProfile.Take();
         for (var step = -1; step < steps; step++)
@@ -216,16 +218,20 @@ internal static class BenchCommand
             var slot = 0;
             var begin = Stopwatch.GetTimestamp();
             var mark = begin;
+            var cpuMark = Environment.CpuUsage.TotalTime;
             void Mark()
             {
                 var now = Stopwatch.GetTimestamp();
+                var cpuNow = Environment.CpuUsage.TotalTime;
                 if (step >= 0)
                 {
                     times[slot][step] = Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
+                    cpuTimes[slot][step] = (cpuNow - cpuMark).TotalMilliseconds;
                 }
 
                 slot++;
                 mark = now;
+                cpuMark = cpuNow;
             }
 
             var x = input;
@@ -255,9 +261,11 @@ internal static class BenchCommand
         StepProfile.Enabled = false;
         var profile = StepProfile.Take();
         var wall = new JsonObject();
+        var process = new JsonObject();
         for (var i = 0; i < names.Count; i++)
         {
             wall[names[i]] = Math.Round(Median(times[i]), 3);
+            process[names[i]] = Math.Round(cpuTimes[i].Average(), 3);
         }
 
         var cpu = new JsonObject();
@@ -270,6 +278,7 @@ internal static class BenchCommand
         {
             ["step_ms"] = Math.Round(Median(whole), 3),
             ["wall_ms"] = wall,
+            ["process_cpu_ms"] = process,
             ["cpu_ms"] = cpu,
         };
     }
@@ -297,10 +306,11 @@ internal static class BenchCommand
 
         AnsiConsole.Write(table);
         var phases = r["phases"]!.AsObject();
-        var breakdown = new Table().AddColumns("part of a step (wall ms, median)", "ms");
+        var breakdown = new Table().AddColumns("part of a step", "wall ms (median)", "process CPU ms (mean)");
+        var processCpu = phases["process_cpu_ms"]!.AsObject();
         foreach (var (name, ms) in phases["wall_ms"]!.AsObject())
         {
-            breakdown.AddRow(name, ms!.ToString());
+            breakdown.AddRow(name, ms!.ToString(), processCpu[name]!.ToString());
         }
 
         AnsiConsole.Write(breakdown);

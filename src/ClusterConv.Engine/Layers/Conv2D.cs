@@ -29,6 +29,9 @@ namespace ClusterConv.Engine.Layers;
 /// </summary>
 public sealed unsafe class Conv2D : Layer
 {
+    /// <summary>Floats readable before and after dCol for <see cref="Col2ImDense"/>.</summary>
+    internal const int ColumnGuard = 16;
+
     /// <summary>Weight-gradient chunks a batch is split into, at most (each a parallel part).</summary>
     internal const int MaxChunks = 8;
 
@@ -299,9 +302,10 @@ public sealed unsafe class Conv2D : Layer
         var length = g.K * pq;
         var crs = g.Crs;
         var col = (columnScratch ??= new AlignedBuffer()).Ensure((long)crs * pq);
-        var scratch = (gradientScratch ??= new AlignedBuffer()).Ensure(((long)crs * pq) + length);
-        var dCol = scratch;
-        var dPreBuffer = scratch + ((long)crs * pq);
+        // [guard][dCol][guard][dPre]: Col2ImDense reads up to 16 floats either side of dCol.
+        var scratch = (gradientScratch ??= new AlignedBuffer()).Ensure(((long)crs * pq) + length + (2 * ColumnGuard));
+        var dCol = scratch + ColumnGuard;
+        var dPreBuffer = dCol + ((long)crs * pq) + ColumnGuard;
         var dWeight = chunkGradients.Pointer + ((long)chunk * crs * g.K);
         var first = chunk * callChunkSamples;
         var last = Math.Min(callBatch, first + callChunkSamples);
@@ -418,7 +422,7 @@ public sealed unsafe class Conv2D : Layer
     // dInput sample (C, H, W) <- dCol (C·R·S, P·Q)
     internal void Col2Im(float* dCol, float* dInput)
     {
-        if (DenseWindows && geometry.W <= 16)
+        if (DenseWindows && geometry.W is >= 8 and <= 16)
         {
             Col2ImDense(dCol, dInput);
         }
@@ -458,11 +462,13 @@ public sealed unsafe class Conv2D : Layer
         }
     }
 
-    // Col2Im for dense windows and W <= 16: each input row is summed in two registers over the
+    // Col2Im for dense windows and 8 <= W <= 16: each input row is summed in two registers over the
     // (r, s) runs that cover it, in the general path's order (r, then s, from +0), and stored once:
     // no clearing and no read-modify-write of memory (the general path's adds of runs shifted by one
-    // column each waited on the previous store). Masked loads keep lanes outside a run at +0 and
-    // never touch memory outside dCol.
+    // column each waited on the previous store). Loads are shifted by s and masked to the run, so
+    // they read up to ColumnGuard floats before and after dCol (never used). A row's second vector
+    // spills into the next row, which is stored after it; only the sample's last row is masked
+    // (masked stores are slow on AMD).
     internal void Col2ImDense(float* dCol, float* dInput)
     {
         var g = geometry;
@@ -480,7 +486,6 @@ public sealed unsafe class Conv2D : Layer
             masks[(2 * s) + 1] = (Vector256.GreaterThanOrEqual(lanes + eight, low) & Vector256.LessThan(lanes + eight, high)).AsSingle();
         }
 
-        var store0 = Vector256.LessThan(lanes, Vector256.Create(w)).AsSingle();
         var store1 = Vector256.LessThan(lanes + eight, Vector256.Create(w)).AsSingle();
         var dst = dInput;
         for (var c = 0; c < g.C; c++)
@@ -500,13 +505,20 @@ public sealed unsafe class Conv2D : Layer
                     var run = dCol + ((((c * g.R) + r) * g.S) * pq) + (p * q);
                     for (var s = 0; s < g.S; s++, run += pq)
                     {
-                        acc0 += Avx.MaskLoad(run - s, masks[2 * s]);
-                        acc1 += Avx.MaskLoad(run - s + 8, masks[(2 * s) + 1]);
+                        acc0 += Vector256.Load(run - s) & masks[2 * s];
+                        acc1 += Vector256.Load(run - s + 8) & masks[(2 * s) + 1];
                     }
                 }
 
-                Avx.MaskStore(dst, store0, acc0);
-                Avx.MaskStore(dst + 8, store1, acc1);
+                acc0.Store(dst);
+                if (c < g.C - 1 || h < g.H - 1)
+                {
+                    acc1.Store(dst + 8);
+                }
+                else
+                {
+                    Avx.MaskStore(dst + 8, store1, acc1);
+                }
             }
         }
     }
