@@ -79,6 +79,13 @@ public sealed class Model
 
     public ModelSpec Spec { get; }
 
+    /// <summary>
+    /// Called after each layer's forward (layer index, false) and backward (index, true), for
+    /// timing (`clusterconv bench`). A fused convolution and pooling backward reports both layers
+    /// when the pair is done: the pooling's time is then counted with the convolution.
+    /// </summary>
+    public Action<int, bool>? LayerDone { get; set; }
+
     public IReadOnlyList<Layer> Layers { get; }
 
     /// <summary>Every parameter, moving statistics included, in model order.</summary>
@@ -124,6 +131,7 @@ public sealed class Model
             var y = activations[i + 1];
             y.Resize(input.N);
             Layers[i].Forward(y, x, context);
+            LayerDone?.Invoke(i, false);
             x = y;
         }
 
@@ -141,9 +149,21 @@ public sealed class Model
         dLogits.CopyTo(top.Span);
         for (var i = Layers.Count - 1; i >= 0; i--)
         {
+            if (i > 0 && Layers[i] is Pool2D { MasksByPositiveMax: true } pool && Layers[i - 1] is Conv2D conv)
+            {
+                // one pass for both (Conv2D.BackwardThroughMaxPool); the pooling's dInput is not needed
+                gradients[i - 1].Resize(n);
+                conv.BackwardThroughMaxPool(gradients[i - 1], gradients[i + 1], activations[i - 1], activations[i], pool, context);
+                LayerDone?.Invoke(i, true);
+                LayerDone?.Invoke(i - 1, true);
+                i--;
+                continue;
+            }
+
             var dInput = gradients[i];
             dInput.Resize(n);
             Layers[i].Backward(dInput, gradients[i + 1], activations[i], activations[i + 1], context);
+            LayerDone?.Invoke(i, true);
         }
     }
 

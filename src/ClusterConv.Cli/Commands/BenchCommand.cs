@@ -187,7 +187,8 @@ internal static class BenchCommand
     }
 
     /// <summary>
-    /// Where a step goes: the same step run layer by layer with a clock mark after each part (wall
+    /// Where a step goes: the same step with a clock mark after each layer (<see cref="Model.LayerDone"/>; a
+    /// pooling whose backward is fused into the convolution's shows 0 there), the loss and the optimizer (wall
     /// milliseconds, median over the steps; and the process's CPU milliseconds, mean, which on a
     /// loaded machine is steadier), and the engine's <see cref="StepProfile"/> phases inside the
     /// layers (CPU milliseconds per step, summed over threads).
@@ -196,13 +197,7 @@ internal static class BenchCommand
     {
         var n = input.N;
         var layers = model.Layers;
-        var gradients = new Tensor[layers.Count + 1];
-        gradients[0] = new Tensor(n, model.InputShape);
-        for (var i = 0; i < layers.Count; i++)
-        {
-            gradients[i + 1] = new Tensor(n, layers[i].OutputShape);
-        }
-
+        var dLogits = new float[n * model.Classes];
         var names = new List<string>();
         names.AddRange(layers.Select(l => $"{l.Name} forward"));
         names.Add("loss");
@@ -212,50 +207,46 @@ internal static class BenchCommand
         var cpuTimes = names.Select(_ => new double[steps]).ToArray();
         var whole = new double[steps];
         StepProfile.Take();
-        for (var step = -1; step < steps; step++)
+        try
         {
-            StepProfile.Enabled = step >= 0;
-            var slot = 0;
-            var begin = Stopwatch.GetTimestamp();
-            var mark = begin;
-            var cpuMark = Environment.CpuUsage.TotalTime;
-            void Mark()
+            for (var step = -1; step < steps; step++)
             {
-                var now = Stopwatch.GetTimestamp();
-                var cpuNow = Environment.CpuUsage.TotalTime;
-                if (step >= 0)
+                StepProfile.Enabled = step >= 0;
+                var slot = 0;
+                var begin = Stopwatch.GetTimestamp();
+                var mark = begin;
+                var cpuMark = Environment.CpuUsage.TotalTime;
+                void Mark()
                 {
-                    times[slot][step] = Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
-                    cpuTimes[slot][step] = (cpuNow - cpuMark).TotalMilliseconds;
+                    var now = Stopwatch.GetTimestamp();
+                    var cpuNow = Environment.CpuUsage.TotalTime;
+                    if (step >= 0)
+                    {
+                        times[slot][step] = Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
+                        cpuTimes[slot][step] = (cpuNow - cpuMark).TotalMilliseconds;
+                    }
+
+                    slot++;
+                    mark = now;
+                    cpuMark = cpuNow;
                 }
 
-                slot++;
-                mark = now;
-                cpuMark = cpuNow;
-            }
-
-            var x = input;
-            for (var i = 0; i < layers.Count; i++)
-            {
-                layers[i].Forward(model.LayerOutput(i), x, context);
-                x = model.LayerOutput(i);
+                model.LayerDone = (_, _) => Mark();
+                var logits = model.Forward(input, context);
+                SoftmaxCrossEntropy.Compute(logits.Span, labels, model.Classes, dLogits, 1f / n);
                 Mark();
-            }
-
-            SoftmaxCrossEntropy.Compute(x.Span, labels, model.Classes, gradients[^1].Span, 1f / n);
-            Mark();
-            for (var i = layers.Count - 1; i >= 0; i--)
-            {
-                layers[i].Backward(gradients[i], gradients[i + 1], i == 0 ? input : model.LayerOutput(i - 1), model.LayerOutput(i), context);
+                model.Backward(dLogits, context);
+                update();
                 Mark();
+                if (step >= 0)
+                {
+                    whole[step] = Stopwatch.GetElapsedTime(begin).TotalMilliseconds;
+                }
             }
-
-            update();
-            Mark();
-            if (step >= 0)
-            {
-                whole[step] = Stopwatch.GetElapsedTime(begin).TotalMilliseconds;
-            }
+        }
+        finally
+        {
+            model.LayerDone = null;
         }
 
         StepProfile.Enabled = false;

@@ -65,6 +65,7 @@ public sealed unsafe class Conv2D : Layer
     private readonly string phaseGemmInput;
     private readonly string phaseCol2Im;
     private readonly string phaseReduce;
+    private readonly string phasePoolBackward;
 
     // The call in progress, read by the parallel part bodies.
     private float* callInput;
@@ -76,6 +77,7 @@ public sealed unsafe class Conv2D : Layer
     private int callBatch;
     private int callChunkSamples;
     private int callChunks;
+    private Pool2D? callPool; // BackwardThroughMaxPool: callDOutput is the pooled gradient
 
     public Conv2D(Conv2DSpec spec)
         : base((spec ?? throw new ArgumentNullException(nameof(spec))).Name)
@@ -94,6 +96,7 @@ public sealed unsafe class Conv2D : Layer
         phaseGemmInput = $"{Name} backward gemm dX";
         phaseCol2Im = $"{Name} backward col2im";
         phaseReduce = $"{Name} backward reduce";
+        phasePoolBackward = $"{Name} backward max pooling (fused)";
     }
 
     public Conv2DSpec Spec { get; }
@@ -172,13 +175,38 @@ public sealed unsafe class Conv2D : Layer
     // dInput (N,C,H,W), dKernel (K,C,R,S), dBias (K) <- dOutput (N,K,P,Q), with input and output of the last Forward
     public override void Backward(Tensor dInput, Tensor dOutput, Tensor input, Tensor output, StepContext context)
     {
-        ArgumentNullException.ThrowIfNull(dInput);
         ArgumentNullException.ThrowIfNull(dOutput);
+        CheckTensor(dOutput, OutputShape, nameof(dOutput), dOutput.N);
+        BackwardCore(dInput, dOutput, input, output, context, null);
+    }
+
+    /// <summary>
+    /// This layer's backward and that of the 2x2 max pooling after it (which has
+    /// <see cref="Pool2D.MasksByPositiveMax"/> set) in one pass: each sample's pre-activation
+    /// gradient is routed from <paramref name="dPooled"/> (N, K, P/2, Q/2) straight into a per-thread
+    /// buffer that the bias sums and both GEMMs then read from cache, instead of the pooling writing
+    /// (N, K, P, Q) to memory and this layer reading it back. The values are those of the two
+    /// backward calls (tested bitwise); the pooling's own dInput is not written.
+    /// </summary>
+    internal void BackwardThroughMaxPool(Tensor dInput, Tensor dPooled, Tensor input, Tensor output, Pool2D pool, StepContext context)
+    {
+        ArgumentNullException.ThrowIfNull(dPooled);
+        ArgumentNullException.ThrowIfNull(pool);
+        if (Activation.Kind != ActivationKind.Relu || !pool.MasksByPositiveMax || pool.InputShape != OutputShape || dPooled.Shape != pool.OutputShape)
+        {
+            throw new InvalidOperationException($"layer '{Name}': '{pool.Name}' is not a masking 2x2 max pooling of this relu layer's output");
+        }
+
+        BackwardCore(dInput, dPooled, input, output, context, pool);
+    }
+
+    private void BackwardCore(Tensor dInput, Tensor dOutput, Tensor input, Tensor output, StepContext context, Pool2D? pool)
+    {
+        ArgumentNullException.ThrowIfNull(dInput);
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(context);
         var n = dOutput.N;
-        CheckTensor(dOutput, OutputShape, nameof(dOutput), n);
         CheckTensor(output, OutputShape, nameof(output), n);
         CheckTensor(input, InputShape, nameof(input), n);
         if (ComputeInputGradient)
@@ -220,6 +248,7 @@ public sealed unsafe class Conv2D : Layer
             callBatch = n;
             callChunkSamples = chunkSamples;
             callChunks = chunks;
+            callPool = pool;
             context.Compute.For(chunks, backwardPart);
 
             // dKernel (K, C·R·S) <- sum over chunks, in chunk order, of dWᵀ (C·R·S, K); parts over rows.
@@ -269,6 +298,7 @@ public sealed unsafe class Conv2D : Layer
         callDInput = null;
         callKernel = null;
         callBias = null;
+        callPool = null;
     }
 
     // output sample (K, P·Q) <- activation(W (K, C·R·S) · col (C·R·S, P·Q) + bias)
@@ -315,7 +345,14 @@ public sealed unsafe class Conv2D : Layer
             // dPre (K, P·Q) <- dOutput through the activation
             var dOutput = callDOutput + ((long)n * length);
             var dPre = dOutput;
-            if (Activation.Kind != ActivationKind.Linear && !GradientArrivesMasked)
+            if (callPool is not null)
+            {
+                // the pooling's masked backward: dPre already includes the relu derivative
+                dPre = dPreBuffer;
+                callPool.BackwardSample(dPre, callDOutput + ((long)n * callPool.OutputShape.Size), callOutput + ((long)n * length));
+                t = StepProfile.Lap(phasePoolBackward, t);
+            }
+            else if (Activation.Kind != ActivationKind.Linear && !GradientArrivesMasked)
             {
                 dPre = dPreBuffer;
                 ActivationFunctions.Backward(

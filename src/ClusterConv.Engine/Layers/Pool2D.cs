@@ -100,6 +100,23 @@ public sealed class Pool2D : Layer
         });
     }
 
+    /// <summary>One sample's backward (its C planes), for <see cref="Conv2D.BackwardThroughMaxPool"/>: 2x2 max pooling only.</summary>
+    // dInput (C,H,W) <- dOutput (C,P,Q), input (C,H,W)
+    internal unsafe void BackwardSample(float* dInput, float* dOutput, float* input)
+    {
+        if (!IsMax2x2)
+        {
+            throw new InvalidOperationException($"layer '{Name}': BackwardSample is for 2x2 max pooling at stride 2");
+        }
+
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        for (var c = 0; c < InputShape.C; c++)
+        {
+            BackwardPlaneMax2x2(new Span<float>(dInput + (c * inPlane), inPlane), new ReadOnlySpan<float>(dOutput + (c * outPlane), outPlane), new ReadOnlySpan<float>(input + (c * inPlane), inPlane));
+        }
+    }
+
     /// <summary>Plain reference over a whole batch, with explicit padding checks: the test oracle.</summary>
     // input (N,C,H,W) -> output (N,C,P,Q)
     internal static void ForwardReference(Pool2DSpec spec, Span<float> output, ReadOnlySpan<float> input, int n, SampleShape shape)
