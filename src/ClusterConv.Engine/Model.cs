@@ -81,8 +81,8 @@ public sealed class Model
 
     /// <summary>
     /// Called after each layer's forward (layer index, false) and backward (index, true), for
-    /// timing (`clusterconv bench`). A fused convolution and pooling backward reports both layers
-    /// when the pair is done: the pooling's time is then counted with the convolution.
+    /// timing (`clusterconv bench`). A convolution and pooling whose backward runs fused reports the
+    /// pooling done as the pair starts, so the pair's time is counted with the convolution.
     /// </summary>
     public Action<int, bool>? LayerDone { get; set; }
 
@@ -152,9 +152,9 @@ public sealed class Model
             if (i > 0 && Layers[i] is Pool2D { MasksByPositiveMax: true } pool && Layers[i - 1] is Conv2D conv)
             {
                 // one pass for both (Conv2D.BackwardThroughMaxPool); the pooling's dInput is not needed
+                LayerDone?.Invoke(i, true);
                 gradients[i - 1].Resize(n);
                 conv.BackwardThroughMaxPool(gradients[i - 1], gradients[i + 1], activations[i - 1], activations[i], pool, context);
-                LayerDone?.Invoke(i, true);
                 LayerDone?.Invoke(i - 1, true);
                 i--;
                 continue;

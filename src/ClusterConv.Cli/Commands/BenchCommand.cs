@@ -188,7 +188,7 @@ internal static class BenchCommand
 
     /// <summary>
     /// Where a step goes: the same step with a clock mark after each layer (<see cref="Model.LayerDone"/>; a
-    /// pooling whose backward is fused into the convolution's shows 0 there), the loss and the optimizer (wall
+    /// pooling whose backward is fused into the convolution's shows about 0 there), the loss and the optimizer (wall
     /// milliseconds, median over the steps; and the process's CPU milliseconds, mean, which on a
     /// loaded machine is steadier), and the engine's <see cref="StepProfile"/> phases inside the
     /// layers (CPU milliseconds per step, summed over threads).
