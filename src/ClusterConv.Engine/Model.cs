@@ -130,6 +130,19 @@ public sealed class Model
         {
             var y = activations[i + 1];
             y.Resize(input.N);
+            if (i + 1 < Layers.Count && Layers[i] is Conv2D conv && Layers[i + 1] is Pool2D { MasksByPositiveMax: true } pool)
+            {
+                // each sample pooled while in cache (Conv2D.ForwardThroughMaxPool); the pooling's time counts with the convolution
+                var pooled = activations[i + 2];
+                pooled.Resize(input.N);
+                conv.ForwardThroughMaxPool(y, pooled, x, pool, context);
+                LayerDone?.Invoke(i, false);
+                LayerDone?.Invoke(i + 1, false);
+                x = pooled;
+                i++;
+                continue;
+            }
+
             Layers[i].Forward(y, x, context);
             LayerDone?.Invoke(i, false);
             x = y;

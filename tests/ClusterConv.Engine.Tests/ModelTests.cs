@@ -59,7 +59,7 @@ public class ModelTests
     [Theory]
     [InlineData(20)] // pooled widths 9 (8-wide steps, the last overlapping) and 3 (scalar)
     [InlineData(14)] // 6 (4-wide steps) and 2
-    public void Conv_relu_and_max_pooling_backward_fused_give_the_unfused_gradients_bitwise(int size)
+    public void Conv_relu_and_max_pooling_fused_give_the_unfused_outputs_and_gradients_bitwise(int size)
     {
         var spec = new ModelSpec(
             "fused",
@@ -82,6 +82,8 @@ public class ModelTests
             ((Pool2D)plain.Layers[i + 1]).MasksByPositiveMax = false;
         }
 
+        var forwardOutputs = new List<float[]>();
+
         // layerByLayer: each layer's own Backward with the model's flags (the pooling masks, the
         // convolution skips its relu backward) instead of Model.Backward's fused pair.
         float[] Gradients(Model model, bool layerByLayer = false)
@@ -95,6 +97,7 @@ public class ModelTests
             }
 
             var logits = model.Forward(input, context);
+            forwardOutputs.Add(logits.Span.ToArray());
             if (layerByLayer)
             {
                 var dOutput = new Tensor(3, logits.Shape);
@@ -120,6 +123,8 @@ public class ModelTests
         Assert.Contains(expected, g => g != 0f);
         Assert.Equal(expected, Gradients(fused));
         Assert.Equal(expected, Gradients(fused, layerByLayer: true));
+        Assert.Equal(forwardOutputs[0], forwardOutputs[1]); // the forward pooled inside the convolution
+        Assert.Equal(plain.LayerOutput(1).Span.ToArray(), fused.LayerOutput(1).Span.ToArray());
     }
 
     [Fact]

@@ -66,6 +66,7 @@ public sealed unsafe class Conv2D : Layer
     private readonly string phaseCol2Im;
     private readonly string phaseReduce;
     private readonly string phasePoolBackward;
+    private readonly string phasePoolForward;
 
     // The call in progress, read by the parallel part bodies.
     private float* callInput;
@@ -77,7 +78,8 @@ public sealed unsafe class Conv2D : Layer
     private int callBatch;
     private int callChunkSamples;
     private int callChunks;
-    private Pool2D? callPool; // BackwardThroughMaxPool: callDOutput is the pooled gradient
+    private Pool2D? callPool; // BackwardThroughMaxPool: callDOutput is the pooled gradient; ForwardThroughMaxPool: pools into callPooled
+    private float* callPooled;
 
     public Conv2D(Conv2DSpec spec)
         : base((spec ?? throw new ArgumentNullException(nameof(spec))).Name)
@@ -97,6 +99,7 @@ public sealed unsafe class Conv2D : Layer
         phaseCol2Im = $"{Name} backward col2im";
         phaseReduce = $"{Name} backward reduce";
         phasePoolBackward = $"{Name} backward max pooling (fused)";
+        phasePoolForward = $"{Name} forward max pooling (fused)";
     }
 
     public Conv2DSpec Spec { get; }
@@ -142,7 +145,27 @@ public sealed unsafe class Conv2D : Layer
     }
 
     // output (N,K,P,Q) <- activation(input (N,C,H,W) convolved with kernel (K,C,R,S) + bias (K))
-    public override void Forward(Tensor output, Tensor input, StepContext context)
+    public override void Forward(Tensor output, Tensor input, StepContext context) => ForwardCore(output, input, context, null, null);
+
+    /// <summary>
+    /// This layer's forward and that of the 2x2 max pooling after it in one pass: each sample is
+    /// pooled into <paramref name="pooled"/> right after its activation, while it is in cache. The
+    /// output is written as by <see cref="Forward"/> (the backward and the statistics read it).
+    /// </summary>
+    internal void ForwardThroughMaxPool(Tensor output, Tensor pooled, Tensor input, Pool2D pool, StepContext context)
+    {
+        ArgumentNullException.ThrowIfNull(pooled);
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(input);
+        if (!pool.CanMaskByPositiveMax || pool.InputShape != OutputShape || pooled.Shape != pool.OutputShape || pooled.N != input.N)
+        {
+            throw new InvalidOperationException($"layer '{Name}': '{pool.Name}' is not a 2x2 max pooling of this layer's output");
+        }
+
+        ForwardCore(output, input, context, pool, pooled);
+    }
+
+    private void ForwardCore(Tensor output, Tensor input, StepContext context, Pool2D? pool, Tensor? pooled)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(input);
@@ -161,12 +184,15 @@ public sealed unsafe class Conv2D : Layer
         fixed (float* pOutput = output.Data)
         fixed (float* pKernel = Kernel.Value)
         fixed (float* pBias = bias?.Value)
+        fixed (float* pPooled = pooled?.Data)
         {
             callInput = pInput;
             callOutput = pOutput;
             callKernel = pKernel;
             callBias = pBias;
             callBatch = n;
+            callPool = pool;
+            callPooled = pPooled;
             context.Compute.For(n, forwardPart);
             ClearCall();
         }
@@ -299,6 +325,7 @@ public sealed unsafe class Conv2D : Layer
         callKernel = null;
         callBias = null;
         callPool = null;
+        callPooled = null;
     }
 
     // output sample (K, P·Q) <- activation(W (K, C·R·S) · col (C·R·S, P·Q) + bias)
@@ -315,13 +342,17 @@ public sealed unsafe class Conv2D : Layer
         var pre = KeepsPreActivation ? preActivation.Pointer + ((long)n * length) : output;
         Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, pre, pq, rowBias: callBias);
         t = StepProfile.Lap(phaseGemm, t);
-        if (Activation.Kind == ActivationKind.Linear)
+        if (Activation.Kind != ActivationKind.Linear)
         {
-            return;
+            ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
+            t = StepProfile.Lap(phaseActivation, t);
         }
 
-        ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
-        StepProfile.Lap(phaseActivation, t);
+        if (callPool is not null)
+        {
+            callPool.ForwardSample(callPooled + ((long)n * callPool.OutputShape.Size), output);
+            StepProfile.Lap(phasePoolForward, t);
+        }
     }
 
     // For the samples of one chunk, in order: dPre, its bias sums, dWᵀ (C·R·S, K) += col · dPreᵀ, dInput.

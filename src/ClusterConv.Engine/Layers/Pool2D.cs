@@ -100,6 +100,23 @@ public sealed class Pool2D : Layer
         });
     }
 
+    /// <summary>One sample's forward (its C planes), for <see cref="Conv2D.ForwardThroughMaxPool"/>: 2x2 max pooling only.</summary>
+    // output (C,P,Q) <- input (C,H,W)
+    internal unsafe void ForwardSample(float* output, float* input)
+    {
+        if (!IsMax2x2)
+        {
+            throw new InvalidOperationException($"layer '{Name}': ForwardSample is for 2x2 max pooling at stride 2");
+        }
+
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        for (var c = 0; c < InputShape.C; c++)
+        {
+            ForwardPlaneMax2x2(new Span<float>(output + (c * outPlane), outPlane), new ReadOnlySpan<float>(input + (c * inPlane), inPlane));
+        }
+    }
+
     /// <summary>One sample's backward (its C planes), for <see cref="Conv2D.BackwardThroughMaxPool"/>: 2x2 max pooling only.</summary>
     // dInput (C,H,W) <- dOutput (C,P,Q), input (C,H,W)
     internal unsafe void BackwardSample(float* dInput, float* dOutput, float* input)
