@@ -80,6 +80,7 @@ public sealed unsafe class Conv2D : Layer
     private int callChunks;
     private Pool2D? callPool; // BackwardThroughMaxPool: callDOutput is the pooled gradient; ForwardThroughMaxPool: pools into callPooled
     private float* callPooled;
+    private int* callCodes; // the pooling's window codes (fused forward writes, fused backward reads when present)
 
     public Conv2D(Conv2DSpec spec)
         : base((spec ?? throw new ArgumentNullException(nameof(spec))).Name)
@@ -193,6 +194,7 @@ public sealed unsafe class Conv2D : Layer
             callBatch = n;
             callPool = pool;
             callPooled = pPooled;
+            callCodes = pool is null ? null : pool.PrepareCodes(n);
             context.Compute.For(n, forwardPart);
             ClearCall();
         }
@@ -275,6 +277,7 @@ public sealed unsafe class Conv2D : Layer
             callChunkSamples = chunkSamples;
             callChunks = chunks;
             callPool = pool;
+            callCodes = pool is null ? null : pool.CodesFor(n);
             context.Compute.For(chunks, backwardPart);
 
             // dKernel (K, C·R·S) <- sum over chunks, in chunk order, of dWᵀ (C·R·S, K); parts over rows.
@@ -326,6 +329,7 @@ public sealed unsafe class Conv2D : Layer
         callBias = null;
         callPool = null;
         callPooled = null;
+        callCodes = null;
     }
 
     // output sample (K, P·Q) <- activation(W (K, C·R·S) · col (C·R·S, P·Q) + bias)
@@ -350,7 +354,8 @@ public sealed unsafe class Conv2D : Layer
 
         if (callPool is not null)
         {
-            callPool.ForwardSample(callPooled + ((long)n * callPool.OutputShape.Size), output);
+            var pooledSize = (long)n * callPool.OutputShape.Size;
+            callPool.ForwardSample(callPooled + pooledSize, output, callCodes + pooledSize);
             StepProfile.Lap(phasePoolForward, t);
         }
     }
@@ -380,7 +385,16 @@ public sealed unsafe class Conv2D : Layer
             {
                 // the pooling's masked backward: dPre already includes the relu derivative
                 dPre = dPreBuffer;
-                callPool.BackwardSample(dPre, callDOutput + ((long)n * callPool.OutputShape.Size), callOutput + ((long)n * length));
+                var pooledSize = (long)n * callPool.OutputShape.Size;
+                if (callCodes is not null)
+                {
+                    callPool.BackwardSampleFromCodes(dPre, callDOutput + pooledSize, callCodes + pooledSize);
+                }
+                else
+                {
+                    callPool.BackwardSample(dPre, callDOutput + pooledSize, callOutput + ((long)n * length));
+                }
+
                 t = StepProfile.Lap(phasePoolBackward, t);
             }
             else if (Activation.Kind != ActivationKind.Linear && !GradientArrivesMasked)
