@@ -53,6 +53,8 @@ public sealed unsafe class Conv2D : Layer
     private ConvProblem geometry;
     private int chunkSamplesOverride;
     private int forwardSamples; // the most samples a Forward has covered
+    private int[] positiveCounts = []; // (N, K): outputs > 0 per sample and filter, from the last Forward
+    private int countedSamples;
 
     // StepProfile phase names, fixed per layer so probes do not allocate.
     private readonly string phaseIm2Col;
@@ -67,6 +69,7 @@ public sealed unsafe class Conv2D : Layer
     private readonly string phaseReduce;
     private readonly string phasePoolBackward;
     private readonly string phasePoolForward;
+    private readonly string phaseCount;
 
     // The call in progress, read by the parallel part bodies.
     private float* callInput;
@@ -101,6 +104,7 @@ public sealed unsafe class Conv2D : Layer
         phaseReduce = $"{Name} backward reduce";
         phasePoolBackward = $"{Name} backward max pooling (fused)";
         phasePoolForward = $"{Name} forward max pooling (fused)";
+        phaseCount = $"{Name} forward positive counts";
     }
 
     public Conv2DSpec Spec { get; }
@@ -180,6 +184,12 @@ public sealed unsafe class Conv2D : Layer
         }
 
         forwardSamples = Math.Max(forwardSamples, n);
+        if (positiveCounts.Length < n * geometry.K)
+        {
+            positiveCounts = new int[n * geometry.K];
+        }
+
+        countedSamples = 0;
 
         fixed (float* pInput = input.Data)
         fixed (float* pOutput = output.Data)
@@ -196,9 +206,17 @@ public sealed unsafe class Conv2D : Layer
             callPooled = pPooled;
             callCodes = pool is null ? null : pool.PrepareCodes(n);
             context.Compute.For(n, forwardPart);
+            countedSamples = n;
             ClearCall();
         }
     }
+
+    /// <summary>
+    /// Per sample and filter, how many outputs of the last Forward are &gt; 0 ((N, K), sample-major),
+    /// or empty when no Forward completed. Counted while each sample is in cache, so the per-filter
+    /// statistics need not scan the output again (FilterStatisticsCollector).
+    /// </summary>
+    internal ReadOnlySpan<int> PositiveCounts => positiveCounts.AsSpan(0, countedSamples * geometry.K);
 
     // dInput (N,C,H,W), dKernel (K,C,R,S), dBias (K) <- dOutput (N,K,P,Q), with input and output of the last Forward
     public override void Backward(Tensor dInput, Tensor dOutput, Tensor input, Tensor output, StepContext context)
@@ -352,6 +370,13 @@ public sealed unsafe class Conv2D : Layer
             t = StepProfile.Lap(phaseActivation, t);
         }
 
+        var counts = positiveCounts.AsSpan(n * g.K, g.K);
+        for (var k = 0; k < g.K; k++)
+        {
+            counts[k] = (int)Statistics.FilterKernels.CountPositive(new ReadOnlySpan<float>(output + (k * pq), pq));
+        }
+
+        t = StepProfile.Lap(phaseCount, t);
         if (callPool is not null)
         {
             var pooledSize = (long)n * callPool.OutputShape.Size;
