@@ -5,6 +5,37 @@ namespace ClusterConv.Engine.Tests;
 
 public class FilterKernelsTests
 {
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)]
+    [InlineData(121)]
+    public unsafe void Relu_in_place_with_counting_equals_the_relu_and_the_count(int length)
+    {
+        var random = new DeterministicRandom((ulong)length + 9);
+        var values = new float[length];
+        for (var i = 0; i < length; i++)
+        {
+            values[i] = random.NextInt(4) == 0 ? -0f : random.NextFloat() - 0.5f;
+        }
+
+        if (length > 3)
+        {
+            values[3] = float.NaN;
+        }
+
+        var expected = new float[length];
+        ClusterConv.Engine.Layers.ActivationFunctions.ForwardReference(ClusterConv.Engine.Layers.Activation.Relu, expected, values);
+        var expectedCount = FilterKernels.CountPositiveReference(values);
+        int count;
+        fixed (float* p = values)
+        {
+            count = ClusterConv.Engine.Layers.Conv2D.ReluInPlaceCounting(p, length);
+        }
+
+        Assert.Equal(expectedCount, count);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), values.Select(BitConverter.SingleToInt32Bits));
+    }
+
     [Fact]
     public void Positive_counts_taken_in_the_convolution_forward_equal_a_scan_of_its_output()
     {

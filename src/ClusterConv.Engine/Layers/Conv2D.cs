@@ -364,19 +364,32 @@ public sealed unsafe class Conv2D : Layer
         var pre = KeepsPreActivation ? preActivation.Pointer + ((long)n * length) : output;
         Gemm.ComputeSerial(GemmTranspose.None, g.K, pq, g.Crs, callKernel, g.Crs, col, pq, pre, pq, rowBias: callBias);
         t = StepProfile.Lap(phaseGemm, t);
-        if (Activation.Kind != ActivationKind.Linear)
+        var counts = positiveCounts.AsSpan(n * g.K, g.K);
+        if (Activation.Kind == ActivationKind.Relu && pre == output && Avx.IsSupported)
         {
-            ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
+            // relu in place and the positive count of each filter in the same pass
+            for (var k = 0; k < g.K; k++)
+            {
+                counts[k] = ReluInPlaceCounting(output + (k * pq), pq);
+            }
+
             t = StepProfile.Lap(phaseActivation, t);
         }
-
-        var counts = positiveCounts.AsSpan(n * g.K, g.K);
-        for (var k = 0; k < g.K; k++)
+        else
         {
-            counts[k] = (int)Statistics.FilterKernels.CountPositive(new ReadOnlySpan<float>(output + (k * pq), pq));
-        }
+            if (Activation.Kind != ActivationKind.Linear)
+            {
+                ActivationFunctions.Forward(Activation, new Span<float>(output, length), new ReadOnlySpan<float>(pre, length));
+                t = StepProfile.Lap(phaseActivation, t);
+            }
 
-        t = StepProfile.Lap(phaseCount, t);
+            for (var k = 0; k < g.K; k++)
+            {
+                counts[k] = (int)Statistics.FilterKernels.CountPositive(new ReadOnlySpan<float>(output + (k * pq), pq));
+            }
+
+            t = StepProfile.Lap(phaseCount, t);
+        }
         if (callPool is not null)
         {
             var pooledSize = (long)n * callPool.OutputShape.Size;
@@ -500,6 +513,29 @@ public sealed unsafe class Conv2D : Layer
 
             dBias[f] = sum;
         }
+    }
+
+    // x <- relu(x) = x > 0 ? x : +0 (ActivationFunctions' operator: x & (x > 0)); returns how many are > 0.
+    internal static int ReluInPlaceCounting(float* x, int length)
+    {
+        var count = 0;
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            var positive = Vector256.GreaterThan(v, Vector256<float>.Zero);
+            (v & positive).Store(x + i);
+            count += System.Numerics.BitOperations.PopCount(positive.ExtractMostSignificantBits());
+        }
+
+        for (; i < length; i++)
+        {
+            var positive = x[i] > 0f;
+            x[i] = positive ? x[i] : 0f;
+            count += positive ? 1 : 0;
+        }
+
+        return count;
     }
 
     // Every window inside the input at stride 1 (valid, or "same" with a 1x1 kernel): a window row
