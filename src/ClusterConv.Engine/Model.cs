@@ -50,6 +50,17 @@ public sealed class Model
                 break;
         }
 
+        // A relu convolution feeding a 2x2 max pooling: the pooling's backward applies the relu
+        // derivative (one pass over the gradient fewer; the same values, see Pool2D.MasksByPositiveMax).
+        for (var i = 0; i + 1 < layers.Count; i++)
+        {
+            if (layers[i] is Conv2D { Activation.Kind: ActivationKind.Relu } conv && layers[i + 1] is Pool2D { CanMaskByPositiveMax: true } pool)
+            {
+                conv.GradientArrivesMasked = true;
+                pool.MasksByPositiveMax = true;
+            }
+        }
+
         Layers = layers;
         Parameters = layers.SelectMany(l => l.Parameters).ToArray();
         TrainableParameters = Parameters.Where(p => p.Trainable).ToArray();
@@ -67,6 +78,13 @@ public sealed class Model
     }
 
     public ModelSpec Spec { get; }
+
+    /// <summary>
+    /// Called after each layer's forward (layer index, false) and backward (index, true), for
+    /// timing (`clusterconv bench`). A convolution and pooling whose backward runs fused reports the
+    /// pooling done as the pair starts, so the pair's time is counted with the convolution.
+    /// </summary>
+    public Action<int, bool>? LayerDone { get; set; }
 
     public IReadOnlyList<Layer> Layers { get; }
 
@@ -112,7 +130,21 @@ public sealed class Model
         {
             var y = activations[i + 1];
             y.Resize(input.N);
+            if (i + 1 < Layers.Count && Layers[i] is Conv2D conv && Layers[i + 1] is Pool2D { MasksByPositiveMax: true } pool)
+            {
+                // each sample pooled while in cache (Conv2D.ForwardThroughMaxPool); the pooling's time counts with the convolution
+                var pooled = activations[i + 2];
+                pooled.Resize(input.N);
+                conv.ForwardThroughMaxPool(y, pooled, x, pool, context);
+                LayerDone?.Invoke(i, false);
+                LayerDone?.Invoke(i + 1, false);
+                x = pooled;
+                i++;
+                continue;
+            }
+
             Layers[i].Forward(y, x, context);
+            LayerDone?.Invoke(i, false);
             x = y;
         }
 
@@ -130,9 +162,21 @@ public sealed class Model
         dLogits.CopyTo(top.Span);
         for (var i = Layers.Count - 1; i >= 0; i--)
         {
+            if (i > 0 && Layers[i] is Pool2D { MasksByPositiveMax: true } pool && Layers[i - 1] is Conv2D conv)
+            {
+                // one pass for both (Conv2D.BackwardThroughMaxPool); the pooling's dInput is not needed
+                LayerDone?.Invoke(i, true);
+                gradients[i - 1].Resize(n);
+                conv.BackwardThroughMaxPool(gradients[i - 1], gradients[i + 1], activations[i - 1], activations[i], pool, context);
+                LayerDone?.Invoke(i - 1, true);
+                i--;
+                continue;
+            }
+
             var dInput = gradients[i];
             dInput.Resize(n);
             Layers[i].Backward(dInput, gradients[i + 1], activations[i], activations[i + 1], context);
+            LayerDone?.Invoke(i, true);
         }
     }
 

@@ -7,6 +7,74 @@ public class FilterKernelsTests
 {
     [Theory]
     [InlineData(0)]
+    [InlineData(5)]
+    [InlineData(121)]
+    public unsafe void Relu_in_place_with_counting_equals_the_relu_and_the_count(int length)
+    {
+        var random = new DeterministicRandom((ulong)length + 9);
+        var values = new float[length];
+        for (var i = 0; i < length; i++)
+        {
+            values[i] = random.NextInt(4) == 0 ? -0f : random.NextFloat() - 0.5f;
+        }
+
+        if (length > 3)
+        {
+            values[3] = float.NaN;
+        }
+
+        var expected = new float[length];
+        ClusterConv.Engine.Layers.ActivationFunctions.ForwardReference(ClusterConv.Engine.Layers.Activation.Relu, expected, values);
+        var expectedCount = FilterKernels.CountPositiveReference(values);
+        int count;
+        fixed (float* p = values)
+        {
+            count = ClusterConv.Engine.Layers.Conv2D.ReluInPlaceCounting(p, length);
+        }
+
+        Assert.Equal(expectedCount, count);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), values.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
+    public void Positive_counts_taken_in_the_convolution_forward_equal_a_scan_of_its_output()
+    {
+        var spec = new ClusterConv.Engine.Specs.ModelSpec(
+            "counts",
+            new SampleShape(2, 14, 14),
+            [
+                new ClusterConv.Engine.Specs.Conv2DSpec("conv2d", 6, 3, 3, Activation: ClusterConv.Engine.Layers.Activation.Relu),
+                new ClusterConv.Engine.Specs.Pool2DSpec("max_pooling2d", ClusterConv.Engine.Specs.PoolKind.Max, 2, 2, 2, 2),
+                new ClusterConv.Engine.Specs.FlattenSpec("flatten"),
+                new ClusterConv.Engine.Specs.DenseSpec("dense", 3),
+            ]);
+        var model = new Model(spec);
+        model.Initialize(3);
+        var input = new Tensor(5, spec.Input);
+        var random = new DeterministicRandom(4);
+        foreach (ref var v in input.Span)
+        {
+            v = random.NextFloat() - 0.5f;
+        }
+
+        using var pool = new ComputePool(2);
+        model.Forward(input, new StepContext(true, pool));
+        var scanned = new long[6];
+        FilterKernels.CountPositivePerChannel(model.LayerOutput(0), scanned);
+        var counts = ((ClusterConv.Engine.Layers.Conv2D)model.Layers[0]).PositiveCounts.ToArray();
+        Assert.Equal(5 * 6, counts.Length);
+        var summed = new long[6];
+        for (var i = 0; i < counts.Length; i++)
+        {
+            summed[i % 6] += counts[i];
+        }
+
+        Assert.Equal(scanned, summed);
+        Assert.Contains(scanned, c => c > 0 && c < 5 * 12 * 12);
+    }
+
+    [Theory]
+    [InlineData(0)]
     [InlineData(7)]
     [InlineData(8)]
     [InlineData(33)]

@@ -56,6 +56,87 @@ public class ModelTests
         Assert.Equal(g1, g3);
     }
 
+    [Theory]
+    [InlineData(20)] // pooled widths 9 (8-wide steps, the last overlapping) and 3 (scalar)
+    [InlineData(14)] // 6 (4-wide steps) and 2
+    public void Conv_relu_and_max_pooling_fused_give_the_unfused_outputs_and_gradients_bitwise(int size)
+    {
+        var spec = new ModelSpec(
+            "fused",
+            new SampleShape(2, size, size),
+            [
+                new Conv2DSpec("conv2d", 6, 3, 3, Activation: Activation.Relu),
+                new Pool2DSpec("max_pooling2d", PoolKind.Max, 2, 2, 2, 2),
+                new Conv2DSpec("conv2d_1", 5, 3, 3, Activation: Activation.Relu),
+                new Pool2DSpec("max_pooling2d_1", PoolKind.Max, 2, 2, 2, 2),
+                new FlattenSpec("flatten"),
+                new DenseSpec("dense", 4),
+            ]);
+        var fused = new Model(spec);
+        var plain = new Model(spec);
+        Assert.True(((Conv2D)fused.Layers[0]).GradientArrivesMasked && ((Pool2D)fused.Layers[1]).MasksByPositiveMax);
+        Assert.True(((Conv2D)fused.Layers[2]).GradientArrivesMasked && ((Pool2D)fused.Layers[3]).MasksByPositiveMax);
+        foreach (var i in new[] { 0, 2 })
+        {
+            ((Conv2D)plain.Layers[i]).GradientArrivesMasked = false;
+            ((Pool2D)plain.Layers[i + 1]).MasksByPositiveMax = false;
+        }
+
+        var forwardOutputs = new List<float[]>();
+
+        // layerByLayer: each layer's own Backward with the model's flags (the pooling masks, the
+        // convolution skips its relu backward) instead of Model.Backward's fused pair.
+        float[] Gradients(Model model, bool layerByLayer = false, bool withoutCodes = false)
+        {
+            model.Initialize(7);
+            var context = new StepContext(true, ComputePool.Serial);
+            var input = RandomInput(3, spec.Input, 8);
+            foreach (ref var v in input.Span)
+            {
+                v -= 0.5f; // many negative pre-activations: relu zeros and all-zero windows
+            }
+
+            var logits = model.Forward(input, context);
+            forwardOutputs.Add(logits.Span.ToArray());
+            if (withoutCodes)
+            {
+                // a plain pooling forward (same values) drops the window codes: the fused backward rereads the input
+                foreach (var i in new[] { 1, 3 })
+                {
+                    model.Layers[i].Forward(model.LayerOutput(i), model.LayerOutput(i - 1), context);
+                }
+            }
+
+            if (layerByLayer)
+            {
+                var dOutput = new Tensor(3, logits.Shape);
+                logits.Span.CopyTo(dOutput.Span);
+                for (var i = model.Layers.Count - 1; i >= 0; i--)
+                {
+                    var dInput = new Tensor(3, model.Layers[i].InputShape);
+                    model.Layers[i].Backward(dInput, dOutput, i == 0 ? input : model.LayerOutput(i - 1), model.LayerOutput(i), context);
+                    dOutput = dInput;
+                }
+            }
+            else
+            {
+                model.Backward(logits.Span.ToArray(), context);
+            }
+
+            var gradients = new float[model.TrainableParameterCount];
+            model.CopyGradientsTo(gradients);
+            return gradients;
+        }
+
+        var expected = Gradients(plain);
+        Assert.Contains(expected, g => g != 0f);
+        Assert.Equal(expected, Gradients(fused));
+        Assert.Equal(expected, Gradients(fused, layerByLayer: true));
+        Assert.Equal(expected, Gradients(fused, withoutCodes: true));
+        Assert.Equal(forwardOutputs[0], forwardOutputs[1]); // the forward pooled inside the convolution
+        Assert.Equal(plain.LayerOutput(1).Span.ToArray(), fused.LayerOutput(1).Span.ToArray());
+    }
+
     [Fact]
     public void The_same_seed_gives_the_same_weights_and_another_seed_different_ones()
     {

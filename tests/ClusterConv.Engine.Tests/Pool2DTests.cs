@@ -13,6 +13,9 @@ public class Pool2DTests
         { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 2, 6, 6 },
         { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 2, 9, 26 }, // the AVX 2x2 path: 8 outputs per step and a tail
         { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 1, 4, 35 },
+        { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 2, 11, 11 }, // 4-wide steps, the last overlapping; odd row and column
+        { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 1, 8, 9 },
+        { PoolKind.Max, 2, 2, 2, 2, Padding.Valid, 1, 7, 15 },
         { PoolKind.Max, 3, 3, 2, 2, Padding.Same, 2, 7, 5 },
         { PoolKind.Max, 3, 3, 1, 1, Padding.Same, 1, 5, 5 },
         { PoolKind.Max, 2, 3, 1, 2, Padding.Valid, 3, 5, 7 },
@@ -110,10 +113,12 @@ public class Pool2DTests
         Assert.Equal([0f, 5f, 0f, 0f], dInput.Span.ToArray());
     }
 
-    [Fact]
-    public void The_vector_2x2_path_treats_ties_signed_zeros_and_nan_as_the_reference_does()
+    [Theory]
+    [InlineData(37)] // 8-wide steps
+    [InlineData(11)] // 4-wide steps
+    public void The_vector_2x2_path_treats_ties_signed_zeros_and_nan_as_the_reference_does(int width)
     {
-        var shape = new SampleShape(3, 7, 37);
+        var shape = new SampleShape(3, 7, width);
         var layer = Layer(PoolKind.Max, 2, 2, 2, 2, Padding.Valid, shape);
         var input = new Tensor(2, shape);
         var random = new DeterministicRandom(17);

@@ -58,22 +58,31 @@ internal static class BenchCommand
             v = random.NextFloat();
         }
 
-        var dLogits = new float[batchSize * model.Classes];
-        foreach (ref var v in dLogits.AsSpan())
+        var labels = new int[batchSize];
+        foreach (ref var label in labels.AsSpan())
         {
-            v = (random.NextFloat() - 0.5f) / batchSize;
+            label = random.NextInt(model.Classes);
         }
+
+        var dLogits = new float[batchSize * model.Classes];
 
         var context = new StepContext(true, pool, 1, 0, Enumerable.Range(0, batchSize).ToArray());
         var optimizer = Optimizers.Create(new OptimizerSettings { Name = "adam" });
         var state = model.TrainableParameters.Select(p => new float[p.Length * optimizer.StateSlotsPerParameter]).ToArray();
         var collector = new FilterStatisticsCollector(model);
         long stepNumber = 0;
+        // A training step as LocalTrainer runs it: forward, softmax cross-entropy, backward, Adam.
         void Step()
         {
             stepNumber++;
-            model.Forward(input, context);
+            var logits = model.Forward(input, context);
+            SoftmaxCrossEntropy.Compute(logits.Span, labels, model.Classes, dLogits, 1f / batchSize);
             model.Backward(dLogits, context);
+            Update();
+        }
+
+        void Update()
+        {
             for (var i = 0; i < state.Length; i++)
             {
                 var p = model.TrainableParameters[i];
@@ -99,11 +108,14 @@ internal static class BenchCommand
         var stepTimes = new double[steps];
         var statsTimes = new double[steps];
         var observeTimes = new double[steps];
+        var cpuSeconds = 0.0;
         for (var i = 0; i < steps; i++)
         {
+            var cpu = Environment.CpuUsage.TotalTime;
             var clock = Stopwatch.StartNew();
             Step();
             stepTimes[i] = clock.Elapsed.TotalSeconds;
+            cpuSeconds += (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
             clock.Restart();
             collector.ObserveActivations(stepNumber, countAll: false);
             observeTimes[i] = clock.Elapsed.TotalSeconds;
@@ -112,9 +124,15 @@ internal static class BenchCommand
             statsTimes[i] = clock.Elapsed.TotalSeconds;
         }
 
+        var bestStepSeconds = stepTimes.Min();
         var stepSeconds = Median(stepTimes);
         var statsSeconds = Median(statsTimes);
         var observeSeconds = Median(observeTimes);
+        var phases = Breakdown(model, input, labels, context, steps, () =>
+        {
+            stepNumber++;
+            Update();
+        });
 
         // Per layer: forward and backward timed in isolation on the buffers of the last step.
         var layers = new JsonArray();
@@ -153,6 +171,10 @@ internal static class BenchCommand
             ["threads"] = threads,
             ["step_ms"] = Math.Round(stepSeconds * 1e3, 3),
             ["samples_per_second"] = Math.Round(batchSize / stepSeconds, 1),
+            ["best_step_ms"] = Math.Round(bestStepSeconds * 1e3, 3),
+            ["best_samples_per_second"] = Math.Round(batchSize / bestStepSeconds, 1),
+            // Process CPU time per step (all threads, idle waits excluded): steadier than wall time on a loaded machine.
+            ["cpu_ms_per_step"] = Math.Round(cpuSeconds / steps * 1e3, 3),
             ["gflops"] = Math.Round(totalFlops / stepSeconds / 1e9, 2),
             ["peak_gflops"] = Math.Round(peak, 2),
             ["percent_of_peak"] = Math.Round(100 * totalFlops / stepSeconds / 1e9 / peak, 1),
@@ -160,6 +182,95 @@ internal static class BenchCommand
             ["stats_overhead_percent"] = Math.Round(100 * statsSeconds / stepSeconds, 2),
             ["dead_tracking_overhead_percent"] = Math.Round(100 * observeSeconds / stepSeconds, 2),
             ["layers"] = layers,
+            ["phases"] = phases,
+        };
+    }
+
+    /// <summary>
+    /// Where a step goes: the same step with a clock mark after each layer (<see cref="Model.LayerDone"/>; a
+    /// pooling whose backward is fused into the convolution's shows about 0 there), the loss and the optimizer (wall
+    /// milliseconds, median over the steps; and the process's CPU milliseconds, mean, which on a
+    /// loaded machine is steadier), and the engine's <see cref="StepProfile"/> phases inside the
+    /// layers (CPU milliseconds per step, summed over threads).
+    /// </summary>
+    private static JsonObject Breakdown(Model model, Tensor input, int[] labels, StepContext context, int steps, Action update)
+    {
+        var n = input.N;
+        var layers = model.Layers;
+        var dLogits = new float[n * model.Classes];
+        var names = new List<string>();
+        names.AddRange(layers.Select(l => $"{l.Name} forward"));
+        names.Add("loss");
+        names.AddRange(layers.Reverse().Select(l => $"{l.Name} backward"));
+        names.Add("optimizer");
+        var times = names.Select(_ => new double[steps]).ToArray();
+        var cpuTimes = names.Select(_ => new double[steps]).ToArray();
+        var whole = new double[steps];
+        StepProfile.Take();
+        try
+        {
+            for (var step = -1; step < steps; step++)
+            {
+                StepProfile.Enabled = step >= 0;
+                var slot = 0;
+                var begin = Stopwatch.GetTimestamp();
+                var mark = begin;
+                var cpuMark = Environment.CpuUsage.TotalTime;
+                void Mark()
+                {
+                    var now = Stopwatch.GetTimestamp();
+                    var cpuNow = Environment.CpuUsage.TotalTime;
+                    if (step >= 0)
+                    {
+                        times[slot][step] = Stopwatch.GetElapsedTime(mark, now).TotalMilliseconds;
+                        cpuTimes[slot][step] = (cpuNow - cpuMark).TotalMilliseconds;
+                    }
+
+                    slot++;
+                    mark = now;
+                    cpuMark = cpuNow;
+                }
+
+                model.LayerDone = (_, _) => Mark();
+                var logits = model.Forward(input, context);
+                SoftmaxCrossEntropy.Compute(logits.Span, labels, model.Classes, dLogits, 1f / n);
+                Mark();
+                model.Backward(dLogits, context);
+                update();
+                Mark();
+                if (step >= 0)
+                {
+                    whole[step] = Stopwatch.GetElapsedTime(begin).TotalMilliseconds;
+                }
+            }
+        }
+        finally
+        {
+            model.LayerDone = null;
+        }
+
+        StepProfile.Enabled = false;
+        var profile = StepProfile.Take();
+        var wall = new JsonObject();
+        var process = new JsonObject();
+        for (var i = 0; i < names.Count; i++)
+        {
+            wall[names[i]] = Math.Round(Median(times[i]), 3);
+            process[names[i]] = Math.Round(cpuTimes[i].Average(), 3);
+        }
+
+        var cpu = new JsonObject();
+        foreach (var (phase, ms) in profile)
+        {
+            cpu[phase] = Math.Round(ms / steps, 3);
+        }
+
+        return new JsonObject
+        {
+            ["step_ms"] = Math.Round(Median(whole), 3),
+            ["wall_ms"] = wall,
+            ["process_cpu_ms"] = process,
+            ["cpu_ms"] = cpu,
         };
     }
 
@@ -185,10 +296,26 @@ internal static class BenchCommand
         }
 
         AnsiConsole.Write(table);
+        var phases = r["phases"]!.AsObject();
+        var breakdown = new Table().AddColumns("part of a step", "wall ms (median)", "process CPU ms (mean)");
+        var processCpu = phases["process_cpu_ms"]!.AsObject();
+        foreach (var (name, ms) in phases["wall_ms"]!.AsObject())
+        {
+            breakdown.AddRow(name, ms!.ToString(), processCpu[name]!.ToString());
+        }
+
+        AnsiConsole.Write(breakdown);
+        var cpu = new Table().AddColumns("phase inside a layer (CPU ms per step, all threads)", "ms");
+        foreach (var (name, ms) in phases["cpu_ms"]!.AsObject())
+        {
+            cpu.AddRow(name, ms!.ToString());
+        }
+
+        AnsiConsole.Write(cpu);
         AnsiConsole.MarkupLineInterpolated(
             $"per-filter statistics: {r["stats_ms"]} ms when taken ({r["stats_overhead_percent"]}% of a step); dead-filter tracking on other steps {r["dead_tracking_overhead_percent"]}%");
         AnsiConsole.MarkupLineInterpolated(
-            $"[bold]{r["model"]}[/] batch {r["batch_size"]}, {r["threads"]} threads: step {r["step_ms"]} ms, [green]{r["samples_per_second"]} samples/s[/], {r["gflops"]} GFLOP/s of {r["peak_gflops"]} FMA peak ({r["percent_of_peak"]}%)");
+            $"[bold]{r["model"]}[/] batch {r["batch_size"]}, {r["threads"]} threads: step {r["step_ms"]} ms (best {r["best_step_ms"]}), [green]{r["samples_per_second"]} samples/s[/], {r["gflops"]} GFLOP/s of {r["peak_gflops"]} FMA peak ({r["percent_of_peak"]}%)");
     }
 
     private static double TimeMedian(Action action, int repeats)

@@ -29,11 +29,26 @@ public sealed class Pool2D : Layer
 
     public override string TypeName => Spec.TypeName;
 
+    /// <summary>
+    /// Whether the backward can also apply the relu derivative of the layer before it (see
+    /// <see cref="MasksByPositiveMax"/>): 2x2 max pooling at stride 2 without padding.
+    /// </summary>
+    internal bool CanMaskByPositiveMax => IsMax2x2;
+
+    /// <summary>
+    /// Set by <see cref="Model"/> when the previous layer is a relu Conv2D that then skips its own
+    /// relu backward: each window's gradient is multiplied by (max &gt; 0 ? 1 : 0) before it is
+    /// routed. The input is that relu's output, so max &gt; 0 exactly when the routed position's
+    /// pre-activation is positive, and the product is the one the relu backward would compute.
+    /// </summary>
+    internal bool MasksByPositiveMax { get; set; }
+
     // input (N,C,H,W) -> output (N,C,P,Q)
     public override void Forward(Tensor output, Tensor input, StepContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         LayerGuard.Forward(this, output, input);
+        codedSamples = 0; // the window codes no longer describe the last forward
         var inPlane = InputShape.H * InputShape.W;
         var outPlane = OutputShape.H * OutputShape.W;
         var planes = input.N * InputShape.C;
@@ -84,6 +99,232 @@ public sealed class Pool2D : Layer
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Window codes of the last <see cref="Conv2D.ForwardThroughMaxPool"/>, one int per pooled
+    /// output: bit 0, 1 or 2 set when the window's first strict maximum (the reference's scan) is
+    /// x01, x10 or x11 (none: x00), bit 3 when that maximum is &gt; 0. The fused backward routes by
+    /// them instead of rereading the (N, C, H, W) input: 4 bytes per window instead of 16.
+    /// </summary>
+    private readonly Kernels.AlignedBuffer windowCodes = new();
+    private int codedSamples; // samples the codes cover; 0 after a plain Forward
+
+    /// <summary>Makes room for the window codes of <paramref name="n"/> samples; returns them.</summary>
+    internal unsafe int* PrepareCodes(int n)
+    {
+        codedSamples = n;
+        return (int*)windowCodes.Ensure((long)n * OutputShape.Size);
+    }
+
+    /// <summary>The window codes of the last fused forward when they cover <paramref name="n"/> samples, else null.</summary>
+    internal unsafe int* CodesFor(int n) => n <= codedSamples ? (int*)windowCodes.Pointer : null;
+
+    /// <summary>One sample's forward (its C planes) with its window codes, for <see cref="Conv2D.ForwardThroughMaxPool"/>: 2x2 max pooling only.</summary>
+    // output (C,P,Q), codes (C,P,Q) <- input (C,H,W)
+    internal unsafe void ForwardSample(float* output, float* input, int* codes)
+    {
+        if (!IsMax2x2)
+        {
+            throw new InvalidOperationException($"layer '{Name}': ForwardSample is for 2x2 max pooling at stride 2");
+        }
+
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        for (var c = 0; c < InputShape.C; c++)
+        {
+            ForwardPlaneMax2x2Codes(output + (c * outPlane), input + (c * inPlane), codes + (c * outPlane));
+        }
+    }
+
+    /// <summary>One sample's backward from its window codes (<see cref="ForwardSample"/>), the gradient masked by (max &gt; 0).</summary>
+    // dInput (C,H,W) <- dOutput (C,P,Q), codes (C,P,Q)
+    internal unsafe void BackwardSampleFromCodes(float* dInput, float* dOutput, int* codes)
+    {
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        for (var c = 0; c < InputShape.C; c++)
+        {
+            BackwardPlaneMax2x2Codes(dInput + (c * inPlane), dOutput + (c * outPlane), codes + (c * outPlane));
+        }
+    }
+
+    // ForwardPlaneMax2x2 that also writes each window's code (see windowCodes): the comparisons of
+    // BackwardPlaneMax2x2, so the backward from codes routes exactly as the one from the input.
+    private unsafe void ForwardPlaneMax2x2Codes(float* y, float* x, int* codes)
+    {
+        var width = InputShape.W;
+        var q = OutputShape.W;
+        for (var i = 0; i < OutputShape.H; i++)
+        {
+            var top = x + (2 * i * width);
+            var bottom = top + width;
+            var row = y + (i * q);
+            var codeRow = codes + (i * q);
+            if (q >= 8)
+            {
+                for (var j = 0; j < q; j += 8)
+                {
+                    j = Math.Min(j, q - 8);
+                    var (t0, t1) = Deinterleave(ref top[2 * j]);
+                    var (b0, b1) = Deinterleave(ref bottom[2 * j]);
+                    var takeT1 = Avx.CompareGreaterThan(t1, t0);
+                    var best = Avx.Max(t1, t0);
+                    var takeB0 = Avx.CompareGreaterThan(b0, best);
+                    best = Avx.Max(b0, best);
+                    var takeB1 = Avx.CompareGreaterThan(b1, best);
+                    best = Avx.Max(b1, best);
+                    best.Store(row + j);
+                    var code = (Avx.AndNot(Avx.Or(takeB0, takeB1), takeT1).AsInt32() & Vector256.Create(1))
+                        | (Avx.AndNot(takeB1, takeB0).AsInt32() & Vector256.Create(2))
+                        | (takeB1.AsInt32() & Vector256.Create(4))
+                        | (Avx.CompareGreaterThan(best, Vector256<float>.Zero).AsInt32() & Vector256.Create(8));
+                    code.Store(codeRow + j);
+                }
+            }
+            else if (q >= 4)
+            {
+                for (var j = 0; j < q; j += 4)
+                {
+                    j = Math.Min(j, q - 4);
+                    var (t0, t1) = Deinterleave128(ref top[2 * j]);
+                    var (b0, b1) = Deinterleave128(ref bottom[2 * j]);
+                    var takeT1 = Sse.CompareGreaterThan(t1, t0);
+                    var best = Sse.Max(t1, t0);
+                    var takeB0 = Sse.CompareGreaterThan(b0, best);
+                    best = Sse.Max(b0, best);
+                    var takeB1 = Sse.CompareGreaterThan(b1, best);
+                    best = Sse.Max(b1, best);
+                    best.Store(row + j);
+                    var code = (Sse.AndNot(Sse.Or(takeB0, takeB1), takeT1).AsInt32() & Vector128.Create(1))
+                        | (Sse.AndNot(takeB1, takeB0).AsInt32() & Vector128.Create(2))
+                        | (takeB1.AsInt32() & Vector128.Create(4))
+                        | (Sse.CompareGreaterThan(best, Vector128<float>.Zero).AsInt32() & Vector128.Create(8));
+                    code.Store(codeRow + j);
+                }
+            }
+            else
+            {
+                for (var j = 0; j < q; j++)
+                {
+                    var best = top[2 * j];
+                    var code = 0;
+                    if (top[(2 * j) + 1] > best)
+                    {
+                        best = top[(2 * j) + 1];
+                        code = 1;
+                    }
+
+                    if (bottom[2 * j] > best)
+                    {
+                        best = bottom[2 * j];
+                        code = 2;
+                    }
+
+                    if (bottom[(2 * j) + 1] > best)
+                    {
+                        best = bottom[(2 * j) + 1];
+                        code = 4;
+                    }
+
+                    row[j] = Larger(bottom[(2 * j) + 1], Larger(bottom[2 * j], Larger(top[(2 * j) + 1], top[2 * j])));
+                    codeRow[j] = code | (best > 0f ? 8 : 0);
+                }
+            }
+        }
+    }
+
+    // dx (H,W) <- dy (P,Q) routed by the window codes, each gradient times (max > 0 ? 1 : 0): the
+    // values of BackwardPlaneMax2x2 with MasksByPositiveMax.
+    private unsafe void BackwardPlaneMax2x2Codes(float* dx, float* dy, int* codes)
+    {
+        var width = InputShape.W;
+        var p = OutputShape.H;
+        var q = OutputShape.W;
+        var plane = new Span<float>(dx, InputShape.H * width);
+        if (q < 4)
+        {
+            plane.Clear();
+        }
+        else
+        {
+            plane[(2 * p * width)..].Clear();
+            if (width > 2 * q)
+            {
+                for (var h = 0; h < 2 * p; h++)
+                {
+                    plane.Slice((h * width) + (2 * q), width - (2 * q)).Clear();
+                }
+            }
+        }
+
+        for (var i = 0; i < p; i++)
+        {
+            var dTop = dx + (2 * i * width);
+            var dBottom = dTop + width;
+            var gRow = dy + (i * q);
+            var codeRow = codes + (i * q);
+            if (q >= 8)
+            {
+                for (var j = 0; j < q; j += 8)
+                {
+                    j = Math.Min(j, q - 8);
+                    var code = Vector256.Load(codeRow + j);
+                    var g = Vector256.Load(gRow + j) * (Vector256<float>.One & Vector256.Equals(code & Vector256.Create(8), Vector256.Create(8)).AsSingle());
+                    var gT0 = g & Vector256.Equals(code & Vector256.Create(7), Vector256<int>.Zero).AsSingle();
+                    var gT1 = g & Vector256.Equals(code & Vector256.Create(1), Vector256.Create(1)).AsSingle();
+                    var gB0 = g & Vector256.Equals(code & Vector256.Create(2), Vector256.Create(2)).AsSingle();
+                    var gB1 = g & Vector256.Equals(code & Vector256.Create(4), Vector256.Create(4)).AsSingle();
+                    Interleave(gT0, gT1, ref dTop[2 * j]);
+                    Interleave(gB0, gB1, ref dBottom[2 * j]);
+                }
+            }
+            else if (q >= 4)
+            {
+                for (var j = 0; j < q; j += 4)
+                {
+                    j = Math.Min(j, q - 4);
+                    var code = Vector128.Load(codeRow + j);
+                    var g = Vector128.Load(gRow + j) * (Vector128<float>.One & Vector128.Equals(code & Vector128.Create(8), Vector128.Create(8)).AsSingle());
+                    var gT0 = g & Vector128.Equals(code & Vector128.Create(7), Vector128<int>.Zero).AsSingle();
+                    var gT1 = g & Vector128.Equals(code & Vector128.Create(1), Vector128.Create(1)).AsSingle();
+                    var gB0 = g & Vector128.Equals(code & Vector128.Create(2), Vector128.Create(2)).AsSingle();
+                    var gB1 = g & Vector128.Equals(code & Vector128.Create(4), Vector128.Create(4)).AsSingle();
+                    Interleave128(gT0, gT1, ref dTop[2 * j]);
+                    Interleave128(gB0, gB1, ref dBottom[2 * j]);
+                }
+            }
+            else
+            {
+                for (var j = 0; j < q; j++)
+                {
+                    var code = codeRow[j];
+                    var g = gRow[j] * ((code & 8) != 0 ? 1f : 0f);
+                    var target = (code & 1) != 0 ? dTop + (2 * j) + 1
+                        : (code & 2) != 0 ? dBottom + (2 * j)
+                        : (code & 4) != 0 ? dBottom + (2 * j) + 1
+                        : dTop + (2 * j);
+                    *target = g;
+                }
+            }
+        }
+    }
+
+    /// <summary>One sample's backward (its C planes), for <see cref="Conv2D.BackwardThroughMaxPool"/>: 2x2 max pooling only.</summary>
+    // dInput (C,H,W) <- dOutput (C,P,Q), input (C,H,W)
+    internal unsafe void BackwardSample(float* dInput, float* dOutput, float* input)
+    {
+        if (!IsMax2x2)
+        {
+            throw new InvalidOperationException($"layer '{Name}': BackwardSample is for 2x2 max pooling at stride 2");
+        }
+
+        var inPlane = InputShape.H * InputShape.W;
+        var outPlane = OutputShape.H * OutputShape.W;
+        for (var c = 0; c < InputShape.C; c++)
+        {
+            BackwardPlaneMax2x2(new Span<float>(dInput + (c * inPlane), inPlane), new ReadOnlySpan<float>(dOutput + (c * outPlane), outPlane), new ReadOnlySpan<float>(input + (c * inPlane), inPlane));
+        }
     }
 
     /// <summary>Plain reference over a whole batch, with explicit padding checks: the test oracle.</summary>
@@ -304,9 +545,11 @@ public sealed class Pool2D : Layer
     /// <summary>2x2 max pooling with stride 2 and no padding, the case nearly every CNN uses, has an AVX path.</summary>
     private bool IsMax2x2 => Avx.IsSupported && Spec is { Kind: PoolKind.Max, PoolH: 2, PoolW: 2, StrideH: 2, StrideW: 2, Padding: Padding.Valid };
 
-    // x (H,W) -> y (P,Q) for 2x2 windows at stride 2: eight outputs per step. The window is scanned
-    // in the reference's order (x00, x01, x10, x11) with max(v, best) = v > best ? v : best, which is
-    // what MAXPS computes lane by lane, so results equal the reference bitwise (NaN and ±0 included).
+    // x (H,W) -> y (P,Q) for 2x2 windows at stride 2: eight (or four) outputs per step. The window is
+    // scanned in the reference's order (x00, x01, x10, x11) with max(v, best) = v > best ? v : best,
+    // which is what MAXPS computes lane by lane, so results equal the reference bitwise (NaN and ±0
+    // included). A row's last partial group is one more step ending at the row's end, overlapping
+    // the previous one: it recomputes the same values, so no scalar tail (a 5- or 13-wide row).
     private void ForwardPlaneMax2x2(Span<float> y, ReadOnlySpan<float> x)
     {
         var width = InputShape.W;
@@ -318,36 +561,69 @@ public sealed class Pool2D : Layer
             ref var top = ref Unsafe.Add(ref x0, 2 * i * width);
             ref var bottom = ref Unsafe.Add(ref top, width);
             ref var row = ref Unsafe.Add(ref y0, i * q);
-            var j = 0;
-            for (; j + 8 <= q; j += 8)
+            if (q >= 8)
             {
-                var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
-                var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
-                var best = Avx.Max(b1, Avx.Max(b0, Avx.Max(t1, t0)));
-                best.StoreUnsafe(ref Unsafe.Add(ref row, j));
+                for (var j = 0; j < q; j += 8)
+                {
+                    j = Math.Min(j, q - 8);
+                    var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
+                    var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
+                    Avx.Max(b1, Avx.Max(b0, Avx.Max(t1, t0))).StoreUnsafe(ref Unsafe.Add(ref row, j));
+                }
             }
-
-            for (; j < q; j++)
+            else if (q >= 4)
             {
-                var best = Unsafe.Add(ref top, 2 * j);
-                best = Larger(Unsafe.Add(ref top, (2 * j) + 1), best);
-                best = Larger(Unsafe.Add(ref bottom, 2 * j), best);
-                Unsafe.Add(ref row, j) = Larger(Unsafe.Add(ref bottom, (2 * j) + 1), best);
+                for (var j = 0; j < q; j += 4)
+                {
+                    j = Math.Min(j, q - 4);
+                    var (t0, t1) = Deinterleave128(ref Unsafe.Add(ref top, 2 * j));
+                    var (b0, b1) = Deinterleave128(ref Unsafe.Add(ref bottom, 2 * j));
+                    Sse.Max(b1, Sse.Max(b0, Sse.Max(t1, t0))).StoreUnsafe(ref Unsafe.Add(ref row, j));
+                }
+            }
+            else
+            {
+                for (var j = 0; j < q; j++)
+                {
+                    var best = Unsafe.Add(ref top, 2 * j);
+                    best = Larger(Unsafe.Add(ref top, (2 * j) + 1), best);
+                    best = Larger(Unsafe.Add(ref bottom, 2 * j), best);
+                    Unsafe.Add(ref row, j) = Larger(Unsafe.Add(ref bottom, (2 * j) + 1), best);
+                }
             }
         }
     }
 
     // dx (H,W) <- dy (P,Q), x (H,W) for 2x2 windows at stride 2: the gradient goes to the first
-    // strict maximum of the scan, decided with the reference's comparisons as lane masks.
+    // strict maximum of the scan, decided with the reference's comparisons as lane masks. The
+    // vector steps write all four positions of each window (zeros included), so only a row or
+    // column past the last window is cleared; the last partial group overlaps as in the forward.
     private void BackwardPlaneMax2x2(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
     {
         var width = InputShape.W;
+        var p = OutputShape.H;
         var q = OutputShape.W;
-        dx.Clear(); // odd rows or columns past the last window get no gradient
+        var mask = MasksByPositiveMax;
         ref var x0 = ref MemoryMarshal.GetReference(x);
         ref var dx0 = ref MemoryMarshal.GetReference(dx);
         ref var dy0 = ref MemoryMarshal.GetReference(dy);
-        for (var i = 0; i < OutputShape.H; i++)
+        if (q < 4)
+        {
+            dx.Clear();
+        }
+        else
+        {
+            dx[(2 * p * width)..].Clear(); // a last odd row
+            if (width > 2 * q)
+            {
+                for (var h = 0; h < 2 * p; h++)
+                {
+                    dx.Slice((h * width) + (2 * q), width - (2 * q)).Clear(); // a last odd column
+                }
+            }
+        }
+
+        for (var i = 0; i < p; i++)
         {
             var offset = 2 * i * width;
             ref var top = ref Unsafe.Add(ref x0, offset);
@@ -355,56 +631,110 @@ public sealed class Pool2D : Layer
             ref var dTop = ref Unsafe.Add(ref dx0, offset);
             ref var dBottom = ref Unsafe.Add(ref dTop, width);
             ref var gRow = ref Unsafe.Add(ref dy0, i * q);
-            var j = 0;
-            for (; j + 8 <= q; j += 8)
+            if (q >= 8)
             {
-                var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
-                var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
-                var g = Vector256.LoadUnsafe(ref Unsafe.Add(ref gRow, j));
-                var takeT1 = Avx.CompareGreaterThan(t1, t0);
-                var best = Avx.Max(t1, t0);
-                var takeB0 = Avx.CompareGreaterThan(b0, best);
-                best = Avx.Max(b0, best);
-                var takeB1 = Avx.CompareGreaterThan(b1, best);
-                var laterB0 = Avx.Or(takeB0, takeB1);
-                var laterT1 = Avx.Or(takeT1, laterB0);
-                var gB1 = Avx.And(takeB1, g);
-                var gB0 = Avx.AndNot(takeB1, Avx.And(takeB0, g));
-                var gT1 = Avx.AndNot(laterB0, Avx.And(takeT1, g));
-                var gT0 = Avx.AndNot(laterT1, g);
-                Interleave(gT0, gT1, ref Unsafe.Add(ref dTop, 2 * j));
-                Interleave(gB0, gB1, ref Unsafe.Add(ref dBottom, 2 * j));
+                for (var j = 0; j < q; j += 8)
+                {
+                    j = Math.Min(j, q - 8);
+                    var (t0, t1) = Deinterleave(ref Unsafe.Add(ref top, 2 * j));
+                    var (b0, b1) = Deinterleave(ref Unsafe.Add(ref bottom, 2 * j));
+                    var g = Vector256.LoadUnsafe(ref Unsafe.Add(ref gRow, j));
+                    var takeT1 = Avx.CompareGreaterThan(t1, t0);
+                    var best = Avx.Max(t1, t0);
+                    var takeB0 = Avx.CompareGreaterThan(b0, best);
+                    best = Avx.Max(b0, best);
+                    var takeB1 = Avx.CompareGreaterThan(b1, best);
+                    if (mask)
+                    {
+                        g *= Vector256<float>.One & Avx.CompareGreaterThan(Avx.Max(b1, best), Vector256<float>.Zero);
+                    }
+                    var laterB0 = Avx.Or(takeB0, takeB1);
+                    var laterT1 = Avx.Or(takeT1, laterB0);
+                    var gB1 = Avx.And(takeB1, g);
+                    var gB0 = Avx.AndNot(takeB1, Avx.And(takeB0, g));
+                    var gT1 = Avx.AndNot(laterB0, Avx.And(takeT1, g));
+                    var gT0 = Avx.AndNot(laterT1, g);
+                    Interleave(gT0, gT1, ref Unsafe.Add(ref dTop, 2 * j));
+                    Interleave(gB0, gB1, ref Unsafe.Add(ref dBottom, 2 * j));
+                }
             }
-
-            for (; j < q; j++)
+            else if (q >= 4)
             {
-                var g = Unsafe.Add(ref gRow, j);
-                var argmax = 2 * j;
-                var best = Unsafe.Add(ref top, argmax);
-                ref var target = ref Unsafe.Add(ref dTop, argmax);
-                var v = Unsafe.Add(ref top, (2 * j) + 1);
-                if (v > best)
+                for (var j = 0; j < q; j += 4)
                 {
-                    best = v;
-                    target = ref Unsafe.Add(ref dTop, (2 * j) + 1);
+                    j = Math.Min(j, q - 4);
+                    var (t0, t1) = Deinterleave128(ref Unsafe.Add(ref top, 2 * j));
+                    var (b0, b1) = Deinterleave128(ref Unsafe.Add(ref bottom, 2 * j));
+                    var g = Vector128.LoadUnsafe(ref Unsafe.Add(ref gRow, j));
+                    var takeT1 = Sse.CompareGreaterThan(t1, t0);
+                    var best = Sse.Max(t1, t0);
+                    var takeB0 = Sse.CompareGreaterThan(b0, best);
+                    best = Sse.Max(b0, best);
+                    var takeB1 = Sse.CompareGreaterThan(b1, best);
+                    if (mask)
+                    {
+                        g *= Vector128<float>.One & Sse.CompareGreaterThan(Sse.Max(b1, best), Vector128<float>.Zero);
+                    }
+                    var laterB0 = Sse.Or(takeB0, takeB1);
+                    var laterT1 = Sse.Or(takeT1, laterB0);
+                    var gB1 = Sse.And(takeB1, g);
+                    var gB0 = Sse.AndNot(takeB1, Sse.And(takeB0, g));
+                    var gT1 = Sse.AndNot(laterB0, Sse.And(takeT1, g));
+                    var gT0 = Sse.AndNot(laterT1, g);
+                    Interleave128(gT0, gT1, ref Unsafe.Add(ref dTop, 2 * j));
+                    Interleave128(gB0, gB1, ref Unsafe.Add(ref dBottom, 2 * j));
                 }
-
-                v = Unsafe.Add(ref bottom, 2 * j);
-                if (v > best)
+            }
+            else
+            {
+                for (var j = 0; j < q; j++)
                 {
-                    best = v;
-                    target = ref Unsafe.Add(ref dBottom, 2 * j);
-                }
+                    var g = Unsafe.Add(ref gRow, j);
+                    var argmax = 2 * j;
+                    var best = Unsafe.Add(ref top, argmax);
+                    ref var target = ref Unsafe.Add(ref dTop, argmax);
+                    var v = Unsafe.Add(ref top, (2 * j) + 1);
+                    if (v > best)
+                    {
+                        best = v;
+                        target = ref Unsafe.Add(ref dTop, (2 * j) + 1);
+                    }
 
-                v = Unsafe.Add(ref bottom, (2 * j) + 1);
-                if (v > best)
-                {
-                    target = ref Unsafe.Add(ref dBottom, (2 * j) + 1);
-                }
+                    v = Unsafe.Add(ref bottom, 2 * j);
+                    if (v > best)
+                    {
+                        best = v;
+                        target = ref Unsafe.Add(ref dBottom, 2 * j);
+                    }
 
-                target = g;
+                    v = Unsafe.Add(ref bottom, (2 * j) + 1);
+                    if (v > best)
+                    {
+                        best = v;
+                        target = ref Unsafe.Add(ref dBottom, (2 * j) + 1);
+                    }
+
+                    target = mask ? g * (best > 0f ? 1f : 0f) : g;
+                }
             }
         }
+    }
+
+    /// <summary>8 consecutive floats -> (even-indexed 4, odd-indexed 4), each in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<float> Even, Vector128<float> Odd) Deinterleave128(ref float source)
+    {
+        var a = Vector128.LoadUnsafe(ref source);
+        var b = Vector128.LoadUnsafe(ref source, 4);
+        return (Sse.Shuffle(a, b, 0b10_00_10_00), Sse.Shuffle(a, b, 0b11_01_11_01));
+    }
+
+    /// <summary>(even 4, odd 4) -> 8 consecutive floats e0 o0 e1 o1 ...</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave128(Vector128<float> even, Vector128<float> odd, ref float destination)
+    {
+        Sse.UnpackLow(even, odd).StoreUnsafe(ref destination);
+        Sse.UnpackHigh(even, odd).StoreUnsafe(ref destination, 4);
     }
 
     /// <summary>16 consecutive floats -> (even-indexed 8, odd-indexed 8), each in order.</summary>

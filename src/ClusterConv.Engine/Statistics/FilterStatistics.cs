@@ -107,7 +107,20 @@ public sealed class FilterStatisticsCollector
         foreach (var t in tracked)
         {
             var output = model.LayerOutput(t.OutputIndex);
-            if (countAll)
+            var counts = t.Layer is Conv2D conv && t.OutputIndex == conv.Index ? conv.PositiveCounts : [];
+            if (counts.Length == output.N * output.C && output.N > 0)
+            {
+                // counted by the convolution's forward while each sample was in cache: sums in sample order
+                Array.Clear(t.Positive);
+                for (var n = 0; n < output.N; n++)
+                {
+                    for (var k = 0; k < output.C; k++)
+                    {
+                        t.Positive[k] += counts[(n * output.C) + k];
+                    }
+                }
+            }
+            else if (countAll)
             {
                 Array.Clear(t.Positive);
                 FilterKernels.CountPositivePerChannel(output, t.Positive);

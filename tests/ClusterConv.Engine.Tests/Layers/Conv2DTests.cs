@@ -79,6 +79,61 @@ public sealed class Conv2DTests
         }
     }
 
+    [Theory]
+    [InlineData(32, 13, 13, 3, 3)] // keras-cnn's conv2: Q = 11
+    [InlineData(2, 10, 16, 3, 3)]  // W = 16, Q = 14
+    [InlineData(3, 12, 9, 2, 2)]   // Q = 8
+    [InlineData(2, 20, 20, 3, 3)]  // Q = 18: three copies per run; W = 20: col2im's general path only
+    [InlineData(2, 9, 8, 3, 3)]    // Q = 6: col2im only
+    public unsafe void Dense_window_im2col_and_col2im_equal_the_general_paths_bitwise(int c, int h, int w, int r, int s)
+    {
+        var layer = Build(new Conv2DSpec("conv", 4, r, s), new SampleShape(c, h, w), seed: 1);
+        var (p, q) = (h - r + 1, w - s + 1);
+        var input = Random(c * h * w, seed: 2);
+        var guard = Conv2D.ColumnGuard;
+        var dCol = Random((c * r * s * p * q) + (2 * guard), seed: 3); // dense col2im reads the guards, never uses them
+        var (colGeneral, colDense) = (new float[dCol.Length - (2 * guard)], new float[dCol.Length - (2 * guard)]);
+        var (dInputGeneral, dInputDense) = (new float[input.Length], Random(input.Length, seed: 4)); // dense overwrites every value
+        fixed (float* pInput = input, pDCol = dCol, pColGeneral = colGeneral, pColDense = colDense, pDInputGeneral = dInputGeneral, pDInputDense = dInputDense)
+        {
+            if (q >= 8)
+            {
+                layer.Im2ColGeneral(pInput, pColGeneral);
+                layer.Im2ColDense(pInput, pColDense);
+                Assert.Equal(colGeneral, colDense);
+            }
+
+            if (w is >= 8 and <= 16)
+            {
+                layer.Col2ImGeneral(pDCol + guard, pDInputGeneral);
+                layer.Col2ImDense(pDCol + guard, pDInputDense);
+            }
+            else
+            {
+                dInputDense.AsSpan().Clear();
+            }
+        }
+
+        Assert.Equal(dInputGeneral, dInputDense);
+    }
+
+    [Fact]
+    public void The_dense_window_paths_match_the_direct_reference_and_do_not_depend_on_threads()
+    {
+        var spec = new Conv2DSpec("conv", 7, 3, 3, Activation: Activation.Relu);
+        var shape = new SampleShape(5, 13, 13);
+        var layer = Build(spec, shape, seed: 11);
+        Random(7, seed: 12).CopyTo(layer.Parameters[1].Value, 0);
+        using var pool = new ComputePool(2);
+        AssertMatchesReference(layer, 3, pool);
+        var one = RunTraining(spec, shape, batch: 9, threads: 1);
+        var two = RunTraining(spec, shape, batch: 9, threads: 2);
+        for (var i = 0; i < one.Count; i++)
+        {
+            Assert.Equal(one[i], two[i]);
+        }
+    }
+
     [Fact]
     public void Results_are_bitwise_identical_for_one_two_and_three_threads()
     {
