@@ -211,6 +211,9 @@ public static class ClusterHosting
                 // The default JSON serializer writes float payloads far too large: use Orleans' binary one.
                 o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
             }));
+
+            // A job outlives its job grain's silo even with no client attached (the in-process test cluster has no need).
+            silo.Services.AddHostedService<JobKeeper>();
         }
         else if (options.CheckpointDirectory is { } directory)
         {

@@ -201,6 +201,59 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task With_no_client_left_a_job_whose_job_grain_silo_dies_goes_on_by_itself()
+    {
+        await cluster.EnsureSilosAsync();
+        const string job = "fault-unattended";
+        var outDir = cluster.RunDirectory(job);
+        using var train = cluster.Train(job, outDir);
+        await cluster.WaitForStepAsync(train, outDir, 1);
+        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        Assert.True(jobHost is not null, $"no silo reports {FaultCluster.JobMetric} for {job}");
+        await cluster.WaitForStepAsync(train, outDir, FaultStep);
+        train.Kill();
+        Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        var clock = Stopwatch.StartNew();
+        jobHost.Process.Kill();
+        Assert.True(await jobHost.Process.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+
+        // Nobody calls the job: the job grain must come back on a surviving silo by itself (the silos' JobKeeper) and
+        // run steps there, which that silo's /metrics shows.
+        FaultSilo? newHost = null;
+        while (newHost is null)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"the job grain was not reactivated within 120 s with no client:\n{cluster.SiloOutput()}");
+            await Task.Delay(500);
+            try
+            {
+                newHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+            }
+            catch (HttpRequestException)
+            {
+                // A silo busy joining or leaving; ask again.
+            }
+        }
+
+        var resumed = clock.Elapsed;
+        var attachedDir = cluster.RunDirectory(job + "-attached");
+        using var attach = cluster.Verb("attach", job, "--cluster", cluster.Address, "--out", attachedDir);
+        Assert.True(await attach.WaitForExitAsync(TimeSpan.FromSeconds(300)), $"attach did not finish:\n{attach.Output}\n{cluster.SiloOutput()}");
+        Assert.True(attach.ExitCode == 0, $"attach exited with {attach.ExitCode}:\n{attach.Output}");
+        Assert.Contains(cluster.Baseline["weights_sha256"]!.GetValue<string>(), attach.Output, StringComparison.Ordinal);
+        using var status = cluster.Verb("status", job, "--cluster", cluster.Address);
+        Assert.True(await status.WaitForExitAsync(TimeSpan.FromSeconds(60)) && status.ExitCode == 0, status.Output);
+        Assert.Contains($"completed step {FaultCluster.Steps}/{FaultCluster.Steps}", status.Output, StringComparison.Ordinal);
+        Assert.Matches("restarts [1-9]", status.Output);
+        foreach (var file in Directory.GetFiles(Path.Combine(attachedDir, "checkpoints"), "*.ckpt").Concat(Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt")))
+        {
+            _ = Engine.Checkpoints.ModelCheckpoint.LoadFile(file);
+        }
+
+        FaultCluster.AssertGone(train, jobHost.Process, attach, status);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FAULT client SIGKILL + SIGKILL of the job grain's silo {jobHost.Name}: job grain running again on {newHost.Name} {resumed.TotalSeconds:F1} s after the kill with no client; {status.Output.Trim()}"));
+    }
+
+    [Fact]
     public async Task A_silo_terminated_gracefully_mid_job_hands_its_grains_over_and_exits_0()
     {
         await cluster.EnsureSilosAsync();
