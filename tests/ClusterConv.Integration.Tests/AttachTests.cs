@@ -20,6 +20,17 @@ public sealed class AttachTests
         // Both epoch ends (steps 10 and 20 of 640 samples in batches of 64) were kept by the job grain.
         Assert.True(File.Exists(Path.Combine(attached, "checkpoints", "step-10.ckpt")), output);
         Assert.Equal(File.ReadAllBytes(Path.Combine(trained, "checkpoints", "step-20.ckpt")), File.ReadAllBytes(Path.Combine(attached, "checkpoints", "step-20.ckpt")));
+
+        // The attached run folder is a whole one: the same summary (counts included), model.ckpt and model.json.
+        var attachedSummary = JsonNode.Parse(File.ReadAllText(Path.Combine(attached, "summary.json")))!;
+        foreach (var key in new[] { "weights_sha256", "steps", "test_accuracy", "epochs", "batch_size", "seed", "optimizer", "learning_rate", "workers", "mode", "ps_shards", "restarts", "steps_recomputed", "job_id" })
+        {
+            Assert.True(JsonNode.DeepEquals(summary[key], attachedSummary[key]), $"{key}: train wrote {summary[key]?.ToJsonString()}, attach wrote {attachedSummary[key]?.ToJsonString()}");
+        }
+
+        Assert.Equal(File.ReadAllText(Path.Combine(trained, "model.json")), File.ReadAllText(Path.Combine(attached, "model.json")));
+        var checkpoint = Engine.Checkpoints.ModelCheckpoint.LoadFile(Path.Combine(attached, "model.ckpt"));
+        Assert.Equal(Engine.Checkpoints.ModelCheckpoint.LoadFile(Path.Combine(trained, "model.ckpt")).Parameters, checkpoint.Parameters);
     }
 
     private static string[] EpochLines(string runDirectory) =>

@@ -196,6 +196,10 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         }
 
         Assert.True(File.Exists(Path.Combine(attachedDir, "checkpoints", $"step-{FaultCluster.Steps}.ckpt")));
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(attachedDir, "summary.json")))!;
+        cluster.AssertLikeBaseline(summary);
+        Assert.Equal(0, Count(summary, "restarts"));
+        Assert.Equal(0, Count(summary, "steps_recomputed"));
         FaultCluster.AssertGone(train, attach, status);
         output.WriteLine($"FAULT client SIGKILL + attach: {status.Output.Trim()}");
     }
@@ -244,6 +248,9 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         Assert.True(await status.WaitForExitAsync(TimeSpan.FromSeconds(60)) && status.ExitCode == 0, status.Output);
         Assert.Contains($"completed step {FaultCluster.Steps}/{FaultCluster.Steps}", status.Output, StringComparison.Ordinal);
         Assert.Matches("restarts [1-9]", status.Output);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(attachedDir, "summary.json")))!;
+        cluster.AssertLikeBaseline(summary);
+        Assert.True(Count(summary, "restarts") >= 1, Why(summary));
         foreach (var file in Directory.GetFiles(Path.Combine(attachedDir, "checkpoints"), "*.ckpt").Concat(Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt")))
         {
             _ = Engine.Checkpoints.ModelCheckpoint.LoadFile(file);

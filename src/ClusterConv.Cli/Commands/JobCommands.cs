@@ -56,15 +56,27 @@ internal static class JobCommands
             var jobId = parse.GetValue(job)!;
             var grain = client.GetGrain<IJobGrain>(jobId);
             var spec = await grain.GetSpecAsync() ?? throw new UserException($"job '{jobId}' is not known to the cluster");
-            var model = new Model(KerasModelReader.Read(spec.ModelJson, $"job {jobId}"));
+            var modelSpec = KerasModelReader.Read(spec.ModelJson, $"job {jobId}");
+            var model = new Model(modelSpec);
             var dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.Combine("runs", jobId));
             Directory.CreateDirectory(dir);
-            var settings = new TrainSettings { Workers = spec.Workers, Mode = JobGrain.ModeName(spec), Data = spec.Data, Epochs = spec.Epochs, BatchSize = spec.BatchSize, Seed = spec.Seed, OutDir = dir };
-            using var metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl"));
+            var settings = new TrainSettings
+            {
+                Workers = spec.Workers, Mode = JobGrain.ModeName(spec), Data = spec.Data, Epochs = spec.Epochs, BatchSize = spec.BatchSize, Seed = spec.Seed, OutDir = dir,
+                Optimizer = spec.Optimizer, LearningRate = spec.LearningRate, Schedule = spec.Schedule, Threads = spec.ThreadsPerWorker * spec.Workers,
+                TrainLimit = spec.TrainLimit, TestLimit = spec.TestLimit, MaxSteps = spec.MaxSteps, MicroBatches = spec.MicroBatches, PsShards = spec.PsShards,
+                BackupWorkers = spec.BackupWorkers, CheckpointEvery = spec.CheckpointEvery, JobId = jobId,
+            };
             var console = AnsiConsole.Console;
-            var result = TrainingDisplay.Run(console, display => new ClusterTrainer(settings, model, null, display).FollowAsync(client, grain, spec, metrics, token, detachOnCancel: true, runDirectory: dir).GetAwaiter().GetResult());
+            TrainResult result;
+            using (var metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl")))
+            {
+                result = TrainingDisplay.Run(console, display => new ClusterTrainer(settings, model, null, display).FollowAsync(client, grain, spec, metrics, token, detachOnCancel: true, runDirectory: dir).GetAwaiter().GetResult());
+            }
+
+            TrainCommand.WriteRunFiles(settings, modelSpec, model, result, await grain.GetStatusAsync(), dir);
             var last = result.Epochs.Count > 0 ? result.Epochs[^1] : null;
-            console.MarkupLineInterpolated($"job {jobId} done: test accuracy [green]{last?.TestAccuracy:F4}[/], weights_sha256 {result.WeightsSha256}; metrics in {dir}");
+            console.MarkupLineInterpolated($"job {jobId} done: test accuracy [green]{last?.TestAccuracy:F4}[/], weights_sha256 {result.WeightsSha256}; wrote {Path.Combine(dir, "summary.json")}");
             return ExitCodes.Success;
         })));
         return command;

@@ -265,11 +265,7 @@ internal static class TrainCommand
             }
         }
 
-        ModelCheckpoint.Capture(model, result.Steps, result.Epochs.Count, InputNormalization.Scale, settings.Optimizer).SaveFile(Path.Combine(outDir, "model" + ModelCheckpoint.FileExtension));
-        AtomicFile.WriteAllText(Path.Combine(outDir, "model.json"), KerasModelWriter.Write(spec) + "\n");
-        var summary = Summary(settings, spec, result, clusterTrainer?.FinalStatus);
-        var text = summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), text);
+        var text = WriteRunFiles(settings, spec, model, result, clusterTrainer?.FinalStatus, outDir);
         var last = result.Epochs.Count > 0 ? result.Epochs[^1] : null;
         console.MarkupLineInterpolated($"done: test accuracy [green]{last?.TestAccuracy:F4}[/], {result.TrainSamples / Math.Max(result.TrainSeconds, 1e-9):F0} samples/s, {result.WallSeconds:F1} s; wrote {Path.Combine(outDir, "summary.json")}");
         if (asJson)
@@ -311,6 +307,19 @@ internal static class TrainCommand
     };
 
     private static string DatasetName(string data) => data is DataSources.FashionMnistName or DataSources.SyntheticName ? data : Path.GetFullPath(data);
+
+    /// <summary>
+    /// The files a finished run leaves beside metrics.jsonl: model.ckpt (the final weights), model.json and summary.json
+    /// (returned as text); `train` and `attach` both end with it.
+    /// </summary>
+    internal static string WriteRunFiles(TrainSettings settings, ModelSpec spec, Model model, TrainResult result, Cluster.JobStatus? job, string outDir)
+    {
+        ModelCheckpoint.Capture(model, result.Steps, result.Epochs.Count, InputNormalization.Scale, settings.Optimizer).SaveFile(Path.Combine(outDir, "model" + ModelCheckpoint.FileExtension));
+        AtomicFile.WriteAllText(Path.Combine(outDir, "model.json"), KerasModelWriter.Write(spec) + "\n");
+        var text = Summary(settings, spec, result, job).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), text);
+        return text;
+    }
 
     private static JsonObject Summary(TrainSettings s, ModelSpec spec, TrainResult r, Cluster.JobStatus? job)
     {
