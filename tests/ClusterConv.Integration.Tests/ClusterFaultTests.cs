@@ -178,16 +178,10 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         Assert.True(await train.WaitForExitAsync(TimeSpan.FromSeconds(20)));
 
         var attachedDir = cluster.RunDirectory(job + "-attached");
-        using var attach = cluster.Verb("attach", job, "--cluster", cluster.Address, "--out", attachedDir);
-        Assert.True(await attach.WaitForExitAsync(TimeSpan.FromSeconds(300)), $"attach did not finish:\n{attach.Output}\n{cluster.SiloOutput()}");
-        Assert.True(attach.ExitCode == 0, $"attach exited with {attach.ExitCode}:\n{attach.Output}");
-        using var status = cluster.Verb("status", job, "--cluster", cluster.Address);
-        Assert.True(await status.WaitForExitAsync(TimeSpan.FromSeconds(60)) && status.ExitCode == 0, status.Output);
+        var (status, summary) = await AttachToEndAsync(job, attachedDir);
 
         // The job never noticed: nothing redone; the attached client reports the fault-free weights and accuracy.
-        Assert.Contains(cluster.Baseline["weights_sha256"]!.GetValue<string>(), attach.Output, StringComparison.Ordinal);
-        Assert.Contains($"completed step {FaultCluster.Steps}/{FaultCluster.Steps}", status.Output, StringComparison.Ordinal);
-        Assert.Contains("restarts 0 steps_recomputed 0", status.Output, StringComparison.Ordinal);
+        Assert.Contains("restarts 0 steps_recomputed 0", status, StringComparison.Ordinal);
         var accuracy = File.ReadLines(Path.Combine(attachedDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["type"]!.GetValue<string>() == "epoch").Last()["test_accuracy"]!.GetValue<double>();
         Assert.Equal(cluster.Baseline["test_accuracy"]!.GetValue<double>(), accuracy, 6);
         foreach (var file in Directory.GetFiles(Path.Combine(attachedDir, "checkpoints"), "*.ckpt").Concat(Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt")))
@@ -196,12 +190,10 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         }
 
         Assert.True(File.Exists(Path.Combine(attachedDir, "checkpoints", $"step-{FaultCluster.Steps}.ckpt")));
-        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(attachedDir, "summary.json")))!;
-        cluster.AssertLikeBaseline(summary);
         Assert.Equal(0, Count(summary, "restarts"));
         Assert.Equal(0, Count(summary, "steps_recomputed"));
-        FaultCluster.AssertGone(train, attach, status);
-        output.WriteLine($"FAULT client SIGKILL + attach: {status.Output.Trim()}");
+        FaultCluster.AssertGone(train);
+        output.WriteLine($"FAULT client SIGKILL + attach: {status}");
     }
 
     [Fact]
@@ -240,24 +232,16 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
 
         var resumed = clock.Elapsed;
         var attachedDir = cluster.RunDirectory(job + "-attached");
-        using var attach = cluster.Verb("attach", job, "--cluster", cluster.Address, "--out", attachedDir);
-        Assert.True(await attach.WaitForExitAsync(TimeSpan.FromSeconds(300)), $"attach did not finish:\n{attach.Output}\n{cluster.SiloOutput()}");
-        Assert.True(attach.ExitCode == 0, $"attach exited with {attach.ExitCode}:\n{attach.Output}");
-        Assert.Contains(cluster.Baseline["weights_sha256"]!.GetValue<string>(), attach.Output, StringComparison.Ordinal);
-        using var status = cluster.Verb("status", job, "--cluster", cluster.Address);
-        Assert.True(await status.WaitForExitAsync(TimeSpan.FromSeconds(60)) && status.ExitCode == 0, status.Output);
-        Assert.Contains($"completed step {FaultCluster.Steps}/{FaultCluster.Steps}", status.Output, StringComparison.Ordinal);
-        Assert.Matches("restarts [1-9]", status.Output);
-        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(attachedDir, "summary.json")))!;
-        cluster.AssertLikeBaseline(summary);
+        var (status, summary) = await AttachToEndAsync(job, attachedDir);
+        Assert.Matches("restarts [1-9]", status);
         Assert.True(Count(summary, "restarts") >= 1, Why(summary));
         foreach (var file in Directory.GetFiles(Path.Combine(attachedDir, "checkpoints"), "*.ckpt").Concat(Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt")))
         {
             _ = Engine.Checkpoints.ModelCheckpoint.LoadFile(file);
         }
 
-        FaultCluster.AssertGone(train, jobHost.Process, attach, status);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FAULT client SIGKILL + SIGKILL of the job grain's silo {jobHost.Name}: job grain running again on {newHost.Name} {resumed.TotalSeconds:F1} s after the kill with no client; {status.Output.Trim()}"));
+        FaultCluster.AssertGone(train, jobHost.Process);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FAULT client SIGKILL + SIGKILL of the job grain's silo {jobHost.Name}: job grain running again on {newHost.Name} {resumed.TotalSeconds:F1} s after the kill with no client; {status}"));
     }
 
     [Fact]
@@ -286,6 +270,25 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         Assert.True(Count(summary, "rebalances") >= 1, Why(summary));
         await cluster.AssertCheckpointsReadableAsync(outDir, job);
         FaultCluster.AssertGone(train, ps.Process);
+    }
+
+    /// <summary>
+    /// `attach JOB` to the job's end, then `status JOB`: both exit 0, the job completed every step, and the attached run
+    /// folder's summary.json matches the fault-free run. Returns status' line and that summary.
+    /// </summary>
+    private async Task<(string Status, JsonNode Summary)> AttachToEndAsync(string job, string attachedDir)
+    {
+        using var attach = cluster.Verb("attach", job, "--cluster", cluster.Address, "--out", attachedDir);
+        Assert.True(await attach.WaitForExitAsync(TimeSpan.FromSeconds(300)), $"attach did not finish:\n{attach.Output}\n{cluster.SiloOutput()}");
+        Assert.True(attach.ExitCode == 0, $"attach exited with {attach.ExitCode}:\n{attach.Output}");
+        Assert.Contains(cluster.Baseline["weights_sha256"]!.GetValue<string>(), attach.Output, StringComparison.Ordinal);
+        using var status = cluster.Verb("status", job, "--cluster", cluster.Address);
+        Assert.True(await status.WaitForExitAsync(TimeSpan.FromSeconds(60)) && status.ExitCode == 0, status.Output);
+        Assert.Contains($"completed step {FaultCluster.Steps}/{FaultCluster.Steps}", status.Output, StringComparison.Ordinal);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(attachedDir, "summary.json")))!;
+        cluster.AssertLikeBaseline(summary);
+        FaultCluster.AssertGone(attach, status);
+        return (status.Output.Trim(), summary);
     }
 
     /// <summary>Injects the fault; returns the last step logged before it and the time until two later steps are logged.</summary>
