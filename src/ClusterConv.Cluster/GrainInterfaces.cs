@@ -50,14 +50,14 @@ public interface IWorkerGrain : IGrainWithIntegerCompoundKey
     Task StartRunAsync(RunOrder order);
 
     /// <summary>ssp and async: rounds done so far (−1 when not running), the last error, if any, and the rounds refused as non-finite since the last call.</summary>
-    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> GetRunProgressAsync();
+    Task<RunProgress> GetRunProgressAsync();
 
     /// <summary>
     /// As <see cref="GetRunProgressAsync"/>, but first waits (up to <paramref name="timeout"/>) until the worker has
     /// done more than <paramref name="afterRounds"/> rounds, failed or stopped: the job follows its workers without polling.
     /// </summary>
     [AlwaysInterleave]
-    Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout);
+    Task<RunProgress> WaitRunProgressAsync(long afterRounds, TimeSpan timeout);
 
     /// <summary>ssp and async: the statistics rounds done since the last call (each handed out once).</summary>
     Task<RoundStatistics[]> TakeRoundStatisticsAsync();

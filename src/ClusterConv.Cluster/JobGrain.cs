@@ -738,6 +738,7 @@ public sealed class JobGrain : Grain, IJobGrain
         double lossSum = 0;
         long correct = 0, seen = 0;
         var known = workers.Select(_ => first).ToArray();
+        var roundNorms = new SortedDictionary<long, List<(int Worker, double GradientNorm)>>();
         while (true)
         {
             DelayDeactivation(TimeSpan.FromMinutes(10));
@@ -747,6 +748,21 @@ public sealed class JobGrain : Grain, IJobGrain
             for (var i = 0; i < progress.Length; i++)
             {
                 known[i] = Math.Max(known[i], progress[i].Rounds);
+            }
+
+            // Gradient norms by round, compared across workers once every worker has done the round.
+            for (var w = 0; w < progress.Length; w++)
+            {
+                foreach (var n in progress[w].Norms)
+                {
+                    (roundNorms.TryGetValue(n.Round, out var list) ? list : roundNorms[n.Round] = []).Add((w, n.Norm));
+                }
+            }
+
+            foreach (var (round, list) in roundNorms.Where(r => r.Value.Count >= workers.Length || r.Key < progress.Min(p => p.Rounds) - spec.Staleness - 1).ToArray())
+            {
+                roundNorms.Remove(round);
+                CheckNorms(spec, plan, round, list.OrderBy(n => n.Worker).ToArray(), jobSpan);
             }
 
             for (var w = 0; w < progress.Length; w++)
@@ -901,12 +917,20 @@ public sealed class JobGrain : Grain, IJobGrain
             Alert(spec, plan, stepSpan, new JobAlert(JobAlert.WeightsMismatch, worker, step, $"worker {worker} computed step {step} (epoch {epoch + 1}) on weights that differ from the parameter servers' version {step}"), ClusterTelemetry.Events.WeightsMismatch);
         }
 
+        CheckNorms(spec, plan, step, reports.Where(r => r.Worker is not null && double.IsFinite(r.GradientNorm) && r.Worker.Samples > 0).Select(r => (r.Worker!.Worker, r.GradientNorm)).ToArray(), stepSpan);
+    }
+
+    /// <summary>
+    /// Names each worker whose gradient norm at <paramref name="step"/> (a bsp step, or an ssp/async round) is more than
+    /// DivergenceFactor times the median of the other workers' (3 or more) or of its own recent norms.
+    /// </summary>
+    private void CheckNorms(JobSpec spec, JobPlan plan, long step, (int Worker, double GradientNorm)[] norms, Activity? span)
+    {
         if (spec.DivergenceFactor <= 0)
         {
             return;
         }
 
-        var norms = reports.Where(r => r.Worker is not null && double.IsFinite(r.GradientNorm) && r.Worker.Samples > 0).Select(r => (r.Worker!.Worker, r.GradientNorm)).ToArray();
         foreach (var (worker, norm) in norms)
         {
             var history = normHistory.TryGetValue(worker, out var h) ? h : normHistory[worker] = [];
@@ -916,7 +940,7 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 State.GradientOutliers++;
                 var basis = norms.Length >= 3 ? "the other workers'" : $"its last {history.Count} steps'";
-                Alert(spec, plan, stepSpan, new JobAlert(JobAlert.GradientOutlier, worker, step, $"worker {worker} diverges: its gradient norm at step {step} is {norm:G4}, {norm / median:F0} times the median of {basis} ({median:G4}; --divergence-factor {spec.DivergenceFactor})", norm, median), ClusterTelemetry.Events.GradientOutlier);
+                Alert(spec, plan, span, new JobAlert(JobAlert.GradientOutlier, worker, step, $"worker {worker} diverges: its gradient norm at step {step} is {norm:G4}, {norm / median:F0} times the median of {basis} ({median:G4}; --divergence-factor {spec.DivergenceFactor})", norm, median), ClusterTelemetry.Events.GradientOutlier);
                 continue;
             }
 

@@ -368,3 +368,22 @@ public sealed record JobStatus
 /// <summary>Events after a sequence number, with the job's incarnation (a restarted job grain starts a new one).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.JobEvents")]
 public sealed record JobEvents([property: Id(0)] string Incarnation, [property: Id(1)] JobEvent[] Events, [property: Id(2)] JobStatus Status);
+
+/// <summary>The L2 norm of one ssp/async round's mean local gradient of a worker (the job compares workers with it).</summary>
+[GenerateSerializer, Immutable, Alias("clusterconv.RoundNorm")]
+public sealed record RoundNorm([property: Id(0)] long Round, [property: Id(1)] double Norm);
+
+/// <summary>
+/// What an ssp/async worker did since the job last asked: rounds done, an error, bytes, loss and accuracy sums, the
+/// rounds the parameter servers refused, and the gradient norm of each round they took.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("clusterconv.RunProgress")]
+public sealed record RunProgress(
+    [property: Id(0)] long Rounds,
+    [property: Id(1)] string? Error,
+    [property: Id(2)] long BytesMoved,
+    [property: Id(3)] double LossSum,
+    [property: Id(4)] int Correct,
+    [property: Id(5)] int Samples,
+    [property: Id(6)] long[] Refused,
+    [property: Id(7)] RoundNorm[] Norms);

@@ -67,6 +67,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private IWorkerFaults? faults;
     private float[] normBuffer = [];
     private readonly List<long> refusedRounds = [];
+    private readonly List<RoundNorm> roundNorms = [];
 
     private readonly ILogger<WorkerGrain> logger;
     private readonly string siloName;
@@ -443,10 +444,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         runLoop = RunLoopAsync(order);
     }
 
-    public Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> GetRunProgressAsync()
+    public Task<RunProgress> GetRunProgressAsync()
     {
-        var progress = (roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray());
+        var progress = new RunProgress(roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray(), roundNorms.ToArray());
         refusedRounds.Clear();
+        roundNorms.Clear();
         runBytes = 0;
         runLossSum = 0;
         runCorrect = 0;
@@ -454,7 +456,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(progress);
     }
 
-    public async Task<(long Rounds, string? Error, long BytesMoved, double LossSum, int Correct, int Samples, long[] Refused)> WaitRunProgressAsync(long afterRounds, TimeSpan timeout)
+    public async Task<RunProgress> WaitRunProgressAsync(long afterRounds, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         while (roundsDone <= afterRounds && runError is null && runLoop is { IsCompleted: false } && clock.Elapsed < timeout)
@@ -568,12 +570,13 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 var withStats = order.Spec.StatsEvery > 0 && round % order.Spec.StatsEvery == 0;
                 var started = Stopwatch.GetTimestamp();
                 faults?.OnWeights(order.Spec.JobId, Index, round, weights);
-                var (local, filters, finite) = await Task.Run(() =>
+                var (local, filters, (finite, norm)) = await Task.Run(() =>
                 {
                     var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: withStats);
                     faults?.OnGradient(order.Spec.JobId, Index, round, result.Nodes.Values.ToArray());
-                    var allFinite = result.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n));
-                    return (result, withStats && allFinite ? LayerStatistics(result, samples) : null, allFinite);
+                    // Scaled by 1/own samples here, so the norm is already that of the mean local gradient.
+                    var check = CheckGradient(result, samples);
+                    return (result, withStats && check.Finite ? LayerStatistics(result, samples) : null, check);
                 });
                 for (var k = 0; k < firedSince.Length; k++)
                 {
@@ -586,6 +589,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 {
                     // Not applied by any shard; the job counts it and stops the run past its limit.
                     refusedRounds.Add(round);
+                }
+                else if (double.IsFinite(norm))
+                {
+                    roundNorms.Add(new RoundNorm(round, norm));
                 }
                 else if (filters is not null)
                 {

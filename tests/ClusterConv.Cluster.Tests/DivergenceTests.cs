@@ -75,12 +75,15 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
     }
 
     [Theory]
-    [InlineData(3, 4)]
-    [InlineData(2, 8)]
-    public async Task A_worker_whose_gradient_norm_jumps_is_named(int workers, long step)
+    [InlineData(3, 4, ConsistencyMode.Bsp)]
+    [InlineData(2, 8, ConsistencyMode.Bsp)]
+    [InlineData(3, 4, ConsistencyMode.Async)]
+    [InlineData(2, 8, ConsistencyMode.Ssp)]
+    public async Task A_worker_whose_gradient_norm_jumps_is_named(int workers, long step, ConsistencyMode mode)
     {
-        // Three workers: compared with the others' median; two: with its own recent steps (5 needed).
-        var spec = TestClusters.Spec($"div-norm-{workers}", workers, steps: 12) with { StatsEvery = 0 };
+        // Three workers: compared with the others' median; two: with its own recent steps (5 needed). In ssp and async
+        // the step is the worker's round, compared once every worker has done it.
+        var spec = TestClusters.Spec($"div-norm-{workers}-{mode}", workers, steps: 12) with { StatsEvery = 0, Mode = mode, Staleness = mode == ConsistencyMode.Ssp ? 1 : 0 };
         fixture.Faults.Gradient(spec.JobId, worker: workers - 1, step, g => System.Numerics.Tensors.TensorPrimitives.Multiply(g, 1000f, g));
 
         var (status, events) = await fixture.RunAsync(spec);
