@@ -486,10 +486,14 @@ public sealed class JobGrain : Grain, IJobGrain
         else
         {
             step = State.LastCheckpointStep;
-            // The steps the shards applied past the checkpoint are computed again. A shard that died with this job's
-            // previous activation came back at its checkpoint, so then the count can miss up to --checkpoint-every steps.
+            // The steps the shards applied, or the surviving workers computed, past the checkpoint are computed again.
+            // A shard that died with this job's previous activation came back at its checkpoint; its workers still
+            // know how far they got (unless they died too).
             var reached = await Task.WhenAll(servers.Select(s => Retry(() => s.GetWeightsAsync(spec, 0, -1))));
-            State.StepsRecomputed += Math.Max(0, Math.Max(State.Step, reached.Max(r => r.Version)) - step);
+            var computed = await Task.WhenAll(workers.Select(w => Retry(() => w.PeekRoundsAsync())));
+            // (In ssp and async a shard's version counts every worker's updates, not steps: the workers' rounds say it.)
+            var shardSteps = spec.Mode == ConsistencyMode.Bsp ? reached.Max(r => r.Version) : 0;
+            State.StepsRecomputed += Math.Max(0, Math.Max(Math.Max(State.Step, shardSteps), computed.Max()) - step);
             await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, step))));
             jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection { [ClusterTelemetry.Attributes.Checkpoint] = step }));
         }

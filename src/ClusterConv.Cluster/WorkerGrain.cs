@@ -50,6 +50,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private long prefetchVersion = -1;
     private volatile bool stopRequested;
     private long roundsDone = -1;
+
+    // bsp: one past the highest step this activation computed (−1: none), which a restarted job counts as redone.
+    private long stepsComputed = -1;
     private TaskCompletionSource roundDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? runError;
     private long runBytes;
@@ -170,6 +173,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             RecordNetwork(sent: pushed, received: 0);
 
+            stepsComputed = Math.Max(stepsComputed, order.Step + 1);
             var share = new WorkerStep(Index, siloName, 0, received.Elapsed.TotalSeconds, local.Samples, local.LossSum / Math.Max(local.Samples, 1), filters);
             return new StepReport(order.Step, local.LossSum, local.Correct, local.Samples, local.Counts, fetched + pushed, seconds, -1, results.Where(r => r.Applied is not null).ToArray(), share)
             {
@@ -635,7 +639,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     };
 
     /// <summary>Rounds done, for a peer's staleness check (answers between the loop's turns).</summary>
-    public Task<long> PeekRoundsAsync() => Task.FromResult(roundsDone);
+    public Task<long> PeekRoundsAsync() => Task.FromResult(Math.Max(roundsDone, stepsComputed));
 
     private int OwnSamples(long step)
     {
