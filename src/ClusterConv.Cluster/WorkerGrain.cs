@@ -589,14 +589,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
                 var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, withStats && finite, samples, !finite, null);
                 var results = await sent;
-                if (results.Any(r => r.Refused))
+                var refused = results.Any(r => r.Refused);
+                if (refused)
                 {
                     // Not applied by any shard; the job counts it and stops the run past its limit.
                     refusedRounds.Add(round);
-                }
-                else if (double.IsFinite(norm))
-                {
-                    roundNorms.Add(new RoundNorm(round, norm));
                 }
                 else if (filters is not null)
                 {
@@ -605,6 +602,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     var applies = results.Where(r => r.Applied is not null).Select(r => r.Applied!).ToArray();
                     roundStatistics.Add((new RoundStatistics(round, applies, local.Counts, firedSince, local.LossSum, local.Correct, local.Samples, share), started));
                     firedSince = new long[firedSince.Length];
+                }
+
+                if (!refused && double.IsFinite(norm))
+                {
+                    roundNorms.Add(new RoundNorm(round, norm));
                 }
 
                 RecordNetwork(sent: pushed, received: fetched);

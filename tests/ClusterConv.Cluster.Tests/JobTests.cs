@@ -113,7 +113,8 @@ public sealed class ModeTests
         var (cluster, directory) = await TestClusters.StartAsync(1);
         try
         {
-            var full = TestClusters.Spec("resume-full", workers: 2, steps: 30) with { CheckpointEvery = 10 };
+            // Long enough that the cancel at the first checkpoint lands before the end on a fast, idle machine.
+            var full = TestClusters.Spec("resume-full", workers: 2, steps: 120) with { CheckpointEvery = 10 };
             var fullJob = cluster.Client.GetGrain<IJobGrain>(full.JobId);
             await fullJob.StartAsync(full);
             var expected = await TestClusters.WaitAsync(fullJob, TimeSpan.FromSeconds(60));
