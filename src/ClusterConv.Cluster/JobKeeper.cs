@@ -14,21 +14,36 @@ public sealed partial class JobKeeper(IGrainFactory grains, ILogger<JobKeeper> l
     /// <summary>Well below the job grain's deactivation delay; small next to Orleans' failure detection (10 s or more).</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
+    /// <summary>Ticks skipped after repeated failures: one round a minute at most then.</summary>
+    private const int MaxSkippedTicks = 11;
+
     private readonly HashSet<string> finished = new(StringComparer.Ordinal);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval);
+        var failures = 0;
+        var skip = 0;
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            if (skip > 0)
+            {
+                skip--;
+                continue;
+            }
+
             try
             {
                 await KeepAsync(stoppingToken);
+                failures = 0;
             }
             catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
             {
-                // The silo may not have joined yet, or is leaving; the next tick tries again.
+                // The silo may not have joined yet, or is leaving, or storage is down (Orleans logs each failed
+                // activation loudly): back off to at most one round a minute until a round works again.
                 LogRoundFailed(logger, e.Message);
+                skip = Math.Min((1 << Math.Min(failures, 4)) - 1, MaxSkippedTicks);
+                failures++;
             }
         }
     }

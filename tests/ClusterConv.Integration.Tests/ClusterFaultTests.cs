@@ -18,24 +18,16 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task Sigkill_of_a_silo_hosting_only_workers_mid_epoch_recomputes_their_step_and_keeps_the_weights()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-worker-kill";
-        var outDir = cluster.RunDirectory(job);
-        using var train = cluster.Train(job, outDir);
-        // Where the grains are, known from the first steps; the fault itself comes at FaultStep.
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job);
+        var (train, outDir, ps, jobHost) = (run.Train, run.OutDir, run.Ps, run.JobHost);
         var workers = FaultCluster.WorkerSilos(outDir);
         // A silo with a worker but neither the parameter-server shard nor the job grain: only worker state is lost.
         var victim = cluster.Silos.First(s => workers.Contains(s.Name) && s != ps && s != jobHost);
 
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         var (at, recovery) = await FaultAsync(train, outDir, () => victim.Process.Kill());
-        var summary = await cluster.FinishAsync(train, outDir);
-        Report($"worker silo SIGKILL (parameter server on {ps?.Name}, job grain on {jobHost?.Name})", victim.Name, at, recovery, summary);
-
-        cluster.AssertLikeBaseline(summary);
+        var summary = await FinishLikeBaselineAsync(train, outDir, $"worker silo SIGKILL (parameter server on {ps.Name}, job grain on {jobHost?.Name})", victim.Name, at, recovery);
         // The lost worker's step is computed again (steps_recomputed). Now and then the job grain restarts from the
         // checkpoint as well (restarts) although its silo lives: see RELIABILITY.md on the grain directory.
         Assert.True(Count(summary, "steps_recomputed") + Count(summary, "restarts") >= 1, Why(summary));
@@ -46,22 +38,13 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task Sigkill_of_the_silo_hosting_the_parameter_server_recovers_from_its_checkpoint_and_keeps_the_weights()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-ps-kill";
-        var outDir = cluster.RunDirectory(job);
-        using var train = cluster.Train(job, outDir);
-        // Where the grains are, known from the first steps; the fault itself comes at FaultStep.
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
-        Assert.True(ps is not null, $"no silo reports {FaultCluster.PsMetric} for {job}");
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job);
+        var (train, outDir, ps, jobHost) = (run.Train, run.OutDir, run.Ps, run.JobHost);
 
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         var (at, recovery) = await FaultAsync(train, outDir, () => ps.Process.Kill());
-        var summary = await cluster.FinishAsync(train, outDir);
-        Report($"parameter-server silo SIGKILL{JobGrainOn(jobHost, ps)}", ps.Name, at, recovery, summary);
-
-        cluster.AssertLikeBaseline(summary);
+        var summary = await FinishLikeBaselineAsync(train, outDir, $"parameter-server silo SIGKILL{JobGrainOn(jobHost, ps)}", ps.Name, at, recovery);
         // The shard comes back from its last checkpoint: every shard rolls back there and the steps after it are redone
         // (restarts). A kill right after a checkpoint round leaves nothing to roll back: only the lost worker's step.
         Assert.True(Count(summary, "restarts") + Count(summary, "steps_recomputed") >= 1, Why(summary));
@@ -72,24 +55,15 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task Sigkill_while_checkpoints_are_written_leaves_every_checkpoint_readable()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-checkpoint-kill";
-        var outDir = cluster.RunDirectory(job);
         // A checkpoint round after every step: the shard's silo spends much of each step writing to Redis, so the kill
         // lands in or right next to a write of its `ps-previous`/`ps` states or of the job's state.
-        using var train = cluster.Train(job, outDir, checkpointEvery: 1);
-        // Where the grains are, known from the first steps; the fault itself comes at FaultStep.
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
-        Assert.True(ps is not null, $"no silo reports {FaultCluster.PsMetric} for {job}");
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job, checkpointEvery: 1);
+        var (train, outDir, ps, jobHost) = (run.Train, run.OutDir, run.Ps, run.JobHost);
 
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         var (at, recovery) = await FaultAsync(train, outDir, () => ps.Process.Kill());
-        var summary = await cluster.FinishAsync(train, outDir);
-        Report($"SIGKILL during checkpoint writes (--checkpoint-every 1){JobGrainOn(jobHost, ps)}", ps.Name, at, recovery, summary);
-
-        cluster.AssertLikeBaseline(summary);
+        var summary = await FinishLikeBaselineAsync(train, outDir, $"SIGKILL during checkpoint writes (--checkpoint-every 1){JobGrainOn(jobHost, ps)}", ps.Name, at, recovery);
         // A rollback to the checkpoint (restarts) when the shard came back behind the job, or only the lost workers' step
         // computed again (steps_recomputed) when its checkpoint of that very step was complete.
         Assert.True(Count(summary, "restarts") + Count(summary, "steps_recomputed") >= 1, Why(summary));
@@ -128,15 +102,9 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task A_silo_paused_past_the_membership_timeout_is_declared_dead_and_ends_itself_when_resumed()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-sigstop";
-        var outDir = cluster.RunDirectory(job);
-        using var train = cluster.Train(job, outDir);
-        // Where the grains are, known from the first steps; the fault itself comes at FaultStep.
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
-        Assert.True(ps is not null, $"no silo reports {FaultCluster.PsMetric} for {job}");
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job);
+        var (train, outDir, ps, jobHost) = (run.Train, run.OutDir, run.Ps, run.JobHost);
         try
         {
             await cluster.WaitForStepAsync(train, outDir, FaultStep);
@@ -152,10 +120,7 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
             var resumed = Stopwatch.StartNew();
             Assert.True(await ps.Process.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"{ps.Name} still runs after SIGCONT:\n{ps.Process.Output}");
             var ended = resumed.Elapsed;
-            var summary = await cluster.FinishAsync(train, outDir);
-            Report($"SIGSTOP of the parameter-server silo{JobGrainOn(jobHost, ps)}, declared dead after {declared.TotalSeconds:F1} s, SIGCONT {recovery.TotalSeconds:F1} s after SIGSTOP; then it exited with {ps.Process.ExitCode} in {ended.TotalSeconds:F1} s", ps.Name, at, recovery, summary);
-
-            cluster.AssertLikeBaseline(summary);
+            var summary = await FinishLikeBaselineAsync(train, outDir, $"SIGSTOP of the parameter-server silo{JobGrainOn(jobHost, ps)}, declared dead after {declared.TotalSeconds:F1} s, SIGCONT {recovery.TotalSeconds:F1} s after SIGSTOP; then it exited with {ps.Process.ExitCode} in {ended.TotalSeconds:F1} s", ps.Name, at, recovery);
             Assert.True(Count(summary, "restarts") >= 1, Why(summary));
             await cluster.AssertCheckpointsReadableAsync(outDir, job);
             FaultCluster.AssertGone(train, ps.Process);
@@ -199,12 +164,9 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task With_no_client_left_a_job_whose_job_grain_silo_dies_goes_on_by_itself()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-unattended";
-        var outDir = cluster.RunDirectory(job);
-        using var train = cluster.Train(job, outDir);
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job);
+        var (train, outDir, jobHost) = (run.Train, run.OutDir, run.JobHost);
         Assert.True(jobHost is not null, $"no silo reports {FaultCluster.JobMetric} for {job}");
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         train.Kill();
@@ -247,15 +209,9 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
     [Fact]
     public async Task A_silo_terminated_gracefully_mid_job_hands_its_grains_over_and_exits_0()
     {
-        await cluster.EnsureSilosAsync();
         const string job = "fault-sigterm";
-        var outDir = cluster.RunDirectory(job);
-        using var train = cluster.Train(job, outDir);
-        // Where the grains are, known from the first steps; the fault itself comes at FaultStep.
-        await cluster.WaitForStepAsync(train, outDir, 1);
-        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
-        Assert.True(ps is not null, $"no silo reports {FaultCluster.PsMetric} for {job}");
-        var jobHost = await cluster.HostOfAsync(FaultCluster.JobMetric, job);
+        using var run = await StartLocatedAsync(job);
+        var (train, outDir, ps, jobHost) = (run.Train, run.OutDir, run.Ps, run.JobHost);
 
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         var stopping = Stopwatch.StartNew();
@@ -263,10 +219,7 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         Assert.True(await ps.Process.WaitForExitAsync(TimeSpan.FromSeconds(45)), $"{ps.Name} did not exit within 45 s of SIGTERM:\n{ps.Process.Output}");
         var exited = stopping.Elapsed;
         Assert.True(ps.Process.ExitCode == 0, $"exit {ps.Process.ExitCode}:\n{ps.Process.Output}");
-        var summary = await cluster.FinishAsync(train, outDir);
-        Report($"SIGTERM of the parameter-server silo{JobGrainOn(jobHost, ps)} (exit 0 after {exited.TotalSeconds:F1} s)", ps.Name, at, recovery, summary);
-
-        cluster.AssertLikeBaseline(summary);
+        var summary = await FinishLikeBaselineAsync(train, outDir, $"SIGTERM of the parameter-server silo{JobGrainOn(jobHost, ps)} (exit 0 after {exited.TotalSeconds:F1} s)", ps.Name, at, recovery);
         Assert.True(Count(summary, "rebalances") >= 1, Why(summary));
         await cluster.AssertCheckpointsReadableAsync(outDir, job);
         FaultCluster.AssertGone(train, ps.Process);
@@ -289,6 +242,35 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         cluster.AssertLikeBaseline(summary);
         FaultCluster.AssertGone(attach, status);
         return (status.Output.Trim(), summary);
+    }
+
+    /// <summary>
+    /// Starts the fixture's job and waits for its first steps, so that where the grains are is known: the silo of the
+    /// parameter-server shard and of the job grain (from their /metrics).
+    /// </summary>
+    private async Task<LocatedRun> StartLocatedAsync(string job, int checkpointEvery = FaultCluster.CheckpointEvery)
+    {
+        await cluster.EnsureSilosAsync();
+        var outDir = cluster.RunDirectory(job);
+        var train = cluster.Train(job, outDir, checkpointEvery);
+        await cluster.WaitForStepAsync(train, outDir, 1);
+        var ps = await cluster.HostOfAsync(FaultCluster.PsMetric, job);
+        Assert.True(ps is not null, $"no silo reports {FaultCluster.PsMetric} for {job}");
+        return new LocatedRun(train, outDir, ps, await cluster.HostOfAsync(FaultCluster.JobMetric, job));
+    }
+
+    private sealed record LocatedRun(ChildProcess Train, string OutDir, FaultSilo Ps, FaultSilo? JobHost) : IDisposable
+    {
+        public void Dispose() => Train.Dispose();
+    }
+
+    /// <summary>Waits for the client's end, reports the scenario, and checks the run against the fault-free one.</summary>
+    private async Task<JsonNode> FinishLikeBaselineAsync(ChildProcess train, string outDir, string scenario, string silo, long at, TimeSpan recovery)
+    {
+        var summary = await cluster.FinishAsync(train, outDir);
+        Report(scenario, silo, at, recovery, summary);
+        cluster.AssertLikeBaseline(summary);
+        return summary;
     }
 
     /// <summary>Injects the fault; returns the last step logged before it and the time until two later steps are logged.</summary>
@@ -332,9 +314,7 @@ public sealed class SiloShutdownTests(ITestOutputHelper output)
     {
         using var cluster = await SingleSiloCluster.StartAsync("redis-gone");
         var silo = cluster.Silo!;
-        cluster.KillRedis();
-        // Long enough for the silo's membership and connection to notice.
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        await cluster.KillRedisAsync();
         var clock = Stopwatch.StartNew();
         silo.Terminate();
         Assert.True(await silo.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"silo still runs 90 s after SIGTERM:\n{silo.Output}");

@@ -197,7 +197,12 @@ public sealed class SingleSiloCluster : IDisposable
     public ChildProcess? Silo { get; private set; }
 
     /// <summary>SIGKILL to the redis-server.</summary>
-    public void KillRedis() => redis.Kill();
+    /// <summary>SIGKILL to the redis-server; returns once it has exited, so its port refuses connections.</summary>
+    public async Task KillRedisAsync()
+    {
+        redis.Kill();
+        Assert.True(await redis.WaitForExitAsync(TimeSpan.FromSeconds(20)), "redis-server did not exit after SIGKILL");
+    }
 
     public static async Task<SingleSiloCluster> StartAsync(string name)
     {

@@ -201,9 +201,8 @@ public sealed partial class TlsTests : IDisposable
         }
 
         var process = StartClusterConv(arguments, env);
+        // WaitForExitAsync also waits for the end of the redirected output, so Output is whole here.
         Assert.True(await process.WaitForExitAsync(bound), $"{arguments[0]} did not finish within {bound.TotalSeconds} s (a hang):\n{process.Output}");
-        // Let the output readers drain.
-        await Task.Delay(200);
         return (process.ExitCode, process.Output);
     }
 
