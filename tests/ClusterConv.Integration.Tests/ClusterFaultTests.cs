@@ -64,9 +64,10 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         await cluster.WaitForStepAsync(train, outDir, FaultStep);
         var (at, recovery) = await FaultAsync(train, outDir, () => ps.Process.Kill());
         var summary = await FinishLikeBaselineAsync(train, outDir, $"SIGKILL during checkpoint writes (--checkpoint-every 1){JobGrainOn(jobHost, ps)}", ps.Name, at, recovery);
-        // A rollback to the checkpoint (restarts) when the shard came back behind the job, or only the lost workers' step
-        // computed again (steps_recomputed) when its checkpoint of that very step was complete.
-        Assert.True(Count(summary, "restarts") + Count(summary, "steps_recomputed") >= 1, Why(summary));
+        // A rollback to the checkpoint (restarts) when the shard came back behind the job, the lost workers' step computed
+        // again (steps_recomputed), or, when the kill fell between two steps whose checkpoint was complete, only the
+        // grains moved (rebalances): something is always counted.
+        Assert.True(Count(summary, "restarts") + Count(summary, "steps_recomputed") + Count(summary, "rebalances") >= 1, Why(summary));
         await cluster.AssertCheckpointsReadableAsync(outDir, job, checkpointEvery: 1);
         FaultCluster.AssertGone(train, ps.Process);
     }
@@ -220,7 +221,9 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         var exited = stopping.Elapsed;
         Assert.True(ps.Process.ExitCode == 0, $"exit {ps.Process.ExitCode}:\n{ps.Process.Output}");
         var summary = await FinishLikeBaselineAsync(train, outDir, $"SIGTERM of the parameter-server silo{JobGrainOn(jobHost, ps)} (exit 0 after {exited.TotalSeconds:F1} s)", ps.Name, at, recovery);
-        Assert.True(Count(summary, "rebalances") >= 1, Why(summary));
+        // Handed over (rebalances); or, when the stopping silo held the job grain's directory entry, Orleans deactivates the
+        // job grain and it continues from its checkpoint (restarts; RELIABILITY.md, known limits).
+        Assert.True(Count(summary, "rebalances") + Count(summary, "restarts") >= 1, Why(summary));
         await cluster.AssertCheckpointsReadableAsync(outDir, job);
         FaultCluster.AssertGone(train, ps.Process);
     }
