@@ -114,6 +114,15 @@ public sealed class JobGrain : Grain, IJobGrain
     private bool cancelRequested;
     private bool handoverRequested;
 
+    // bsp: the steps at which the job checks for silos joined or left (and rebalances) before handing the step out.
+    private const int RebalanceEvery = 10;
+
+    // bsp: the last step was handed out with RunAhead (the workers are computing the next one), and the span made for
+    // that next step.
+    private bool ranAhead;
+    private Activity? nextSpan;
+    private long nextSpanStep = -1;
+
     // Set for any deactivation: a loop that then fails (its activation turned invalid) leaves the job to the next one.
     private DeactivationReason? deactivated;
     private string[]? knownSilos;
@@ -457,6 +466,9 @@ public sealed class JobGrain : Grain, IJobGrain
     private async Task TrainAsync(JobSpec requested, bool fresh)
     {
         normHistory.Clear();
+        ranAhead = false;
+        nextSpan?.Dispose();
+        nextSpan = null;
         var data = await dataCache.GetAsync(requested);
         var layout = new Model(KerasModelReader.Read(requested.ModelJson, $"job {requested.JobId}"));
         if (new SampleShape(1, data.Train.Height, data.Train.Width) != layout.InputShape || layout.Classes < data.Train.ClassCount)
@@ -532,11 +544,21 @@ public sealed class JobGrain : Grain, IJobGrain
         {
             if (cancelRequested)
             {
+                nextSpan?.Dispose();
+                nextSpan = null;
                 State.Phase = JobPhase.Cancelled;
                 return;
             }
 
-            if (handoverRequested)
+            if (nextSpan is not null && nextSpanStep != step)
+            {
+                // Made for a step run ahead that a rollback called off.
+                nextSpan.Dispose();
+                nextSpan = null;
+            }
+
+            // A step the workers run ahead is collected first (it is being computed): the hand-over follows it.
+            if (handoverRequested && !ranAhead)
             {
                 await CheckpointAsync(spec, servers, step);
                 State.HandedOver = State.LastCheckpointStep == step;
@@ -544,7 +566,7 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             DelayDeactivation(TimeSpan.FromMinutes(10));
-            if (step % 10 == 0)
+            if (step % RebalanceEvery == 0)
             {
                 await RebalanceAsync(workers);
             }
@@ -558,7 +580,20 @@ public sealed class JobGrain : Grain, IJobGrain
 
             // Each step is a trace of its own (linked to its epoch), so a trace stays the size of one step.
             Activity.Current = null;
-            using var stepSpan = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.Step, ActivityKind.Internal, default(ActivityContext), links: epochSpan is null ? null : [new ActivityLink(epochSpan.Context)]);
+            using var stepSpan = nextSpan ?? StartStepSpan();
+            nextSpan = null;
+            Activity.Current = stepSpan;
+            var runAhead = CanRunAhead(spec, plan, step);
+            string? nextTrace = null;
+            if (runAhead)
+            {
+                // The next step's span exists before its workers start on it (they run it ahead of its order).
+                nextSpan = StartStepSpan();
+                nextSpanStep = step + 1;
+                nextTrace = nextSpan?.Id;
+                Activity.Current = stepSpan;
+            }
+
             stepSpan?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId)
                 .SetTag(ClusterTelemetry.Attributes.Step, step)
                 .SetTag(ClusterTelemetry.Attributes.Epoch, epoch + 1)
@@ -566,7 +601,8 @@ public sealed class JobGrain : Grain, IJobGrain
             var dispatched = wall.Elapsed.TotalSeconds;
             var stepClock = Stopwatch.StartNew();
             trainClock.Start();
-            var reports = await RunWorkersAsync(spec, workers, step);
+            var reports = await RunWorkersAsync(spec, workers, step, runAhead, nextTrace);
+            ranAhead = runAhead;
             var stale = reports.Where(r => r.StaleVersion >= 0).ToArray();
             if (stale.Length == 0 && reports.Any(r => r.Refused))
             {
@@ -1081,9 +1117,27 @@ public sealed class JobGrain : Grain, IJobGrain
         private static double[] Scale(double[] values, double factor) => values.Select(v => v * factor).ToArray();
     }
 
-    private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step)
+    /// <summary>
+    /// Whether the workers may go on to the step after <paramref name="step"/> without waiting for its order: not when
+    /// the job does something between the two that needs the shards at exactly that version (a checkpoint, an epoch's
+    /// end, the half-way snapshot, a rebalance check), with backup workers, or when the job is stopping.
+    /// </summary>
+    private bool CanRunAhead(JobSpec spec, JobPlan plan, long step)
     {
-        var calls = workers.Select((w, i) => ComputeWithRetryAsync(w, new StepOrder(spec, i, step))).ToList();
+        var next = step + 1;
+        return spec.BackupWorkers == 0
+            && next < plan.TotalSteps
+            && next % RebalanceEvery != 0
+            && (spec.CheckpointEvery <= 0 || next % spec.CheckpointEvery != 0)
+            && plan.BatchOf(step) != plan.StepsPerEpoch - 1
+            && !(plan.TotalSteps <= plan.StepsPerEpoch && next == plan.TotalSteps / 2)
+            && !cancelRequested
+            && !handoverRequested;
+    }
+
+    private async Task<StepReport[]> RunWorkersAsync(JobSpec spec, IWorkerGrain[] workers, long step, bool runAhead, string? nextTrace)
+    {
+        var calls = workers.Select((w, i) => ComputeWithRetryAsync(w, new StepOrder(spec, i, step, runAhead, nextTrace))).ToList();
         if (spec.BackupWorkers == 0)
         {
             return await Task.WhenAll(calls);
@@ -1155,6 +1209,13 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         return new ActivityEvent(name, tags: tags);
+    }
+
+    /// <summary>A step's span: a trace of its own, linked to its epoch's span.</summary>
+    private Activity? StartStepSpan()
+    {
+        Activity.Current = null;
+        return ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.Step, ActivityKind.Internal, default(ActivityContext), links: epochSpan is null ? null : [new ActivityLink(epochSpan.Context)]);
     }
 
     private void BeginEpochSpan(JobSpec spec, int epoch)

@@ -102,9 +102,19 @@ public enum GradientCompression
     Bf16 = 2,
 }
 
-/// <summary>Job → worker: compute the worker's micro-batches of global step <see cref="Step"/> on weights version <see cref="Step"/>.</summary>
+/// <summary>
+/// Job → worker: compute the worker's micro-batches of global step <see cref="Step"/> on weights version <see cref="Step"/>.
+/// With <see cref="RunAhead"/>, the worker goes on to step Step + 1 as soon as its weights are there, without waiting for
+/// that step's order (which then takes the result): the job's turn-around leaves the step's critical path.
+/// <see cref="NextTrace"/> is the W3C id of step Step + 1's span, so the step run ahead still reads as one trace.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.StepOrder")]
-public sealed record StepOrder([property: Id(0)] JobSpec Spec, [property: Id(1)] int WorkerIndex, [property: Id(2)] long Step);
+public sealed record StepOrder(
+    [property: Id(0)] JobSpec Spec,
+    [property: Id(1)] int WorkerIndex,
+    [property: Id(2)] long Step,
+    [property: Id(3)] bool RunAhead = false,
+    [property: Id(4)] string? NextTrace = null);
 
 /// <summary>Per-layer activation sign counts of a worker's micro-batches, summed, for sparsity and dead filters (off statistics steps Positive only says whether a filter fired: micro-batches with a positive value).</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.ActivationCounts")]

@@ -48,6 +48,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private Task? runLoop;
     private Task<(long Version, long Bytes)>? prefetch;
     private long prefetchVersion = -1;
+
+    // bsp: the step computed ahead of its order (see StepOrder.RunAhead), and how to call it off.
+    private Task<StepReport>? ahead;
+    private long aheadStep = -1;
+    private CancellationTokenSource? aheadStop;
     private volatile bool stopRequested;
     private long roundsDone = -1;
 
@@ -88,9 +93,71 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public async Task<StepReport> ComputeStepAsync(StepOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
+        var report = await TakeAheadAsync(order.Step) ?? await ComputeCoreAsync(order, parentTrace: null, CancellationToken.None);
+        if (order.RunAhead && report.StaleVersion < 0 && !report.Refused && !report.WeightsMismatch && order.Step + 1 < plan!.TotalSteps)
+        {
+            // The next step's weights were requested with this step's push: compute it as soon as they are there. A
+            // step refused elsewhere still gets there (the job skips it, which moves the version on); after a
+            // rollback the order that comes is for another step, and this one is dropped before it computes.
+            aheadStep = order.Step + 1;
+            aheadStop = new CancellationTokenSource();
+            ahead = ComputeCoreAsync(order with { Step = order.Step + 1, RunAhead = false, NextTrace = null }, order.NextTrace, aheadStop.Token);
+        }
+
+        return report;
+    }
+
+    /// <summary>
+    /// The result of the step run ahead when it is <paramref name="step"/> (null otherwise, or when it failed or found
+    /// the parameter servers elsewhere: the step is then computed anew). A step run ahead for another step is stopped
+    /// while it still waits for its weights and awaited either way: it shares this worker's buffers.
+    /// </summary>
+    private async Task<StepReport?> TakeAheadAsync(long step)
+    {
+        if (ahead is not { } running)
+        {
+            return null;
+        }
+
+        var forStep = aheadStep;
+        var stop = aheadStop;
+        ahead = null;
+        aheadStep = -1;
+        aheadStop = null;
+        if (forStep != step)
+        {
+            stop?.Cancel();
+        }
+
+        try
+        {
+            var report = await running;
+            return forStep == step && report.StaleVersion < 0 ? report : null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogDebug(e, "worker {Worker}: step {Step} run ahead did not complete", Index, forStep);
+            return null;
+        }
+        finally
+        {
+            stop?.Dispose();
+        }
+    }
+
+    /// <summary>A span under the current one, or under <paramref name="parentTrace"/> (a step run ahead: its step's span, made by the job beforehand).</summary>
+    private static Activity? StartSpan(string name, string? parentTrace) => parentTrace is null
+        ? ClusterTelemetry.Source.StartActivity(name)
+        : ClusterTelemetry.Source.StartActivity(name, ActivityKind.Internal, parentTrace);
+
+    /// <summary>Calls off a step run ahead (unless it is computing already) and waits until it is done with the buffers.</summary>
+    private Task SettleAheadAsync() => ahead is null ? Task.CompletedTask : TakeAheadAsync(-1);
+
+    private async Task<StepReport> ComputeCoreAsync(StepOrder order, string? parentTrace, CancellationToken stop)
+    {
         var received = Stopwatch.StartNew();
         await EnsureAsync(order.Spec);
-        var compute = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.WorkerCompute);
+        var compute = StartSpan(ClusterTelemetry.Spans.WorkerCompute, parentTrace);
         compute?.SetTag(ClusterTelemetry.Attributes.Job, order.Spec.JobId)
             .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
             .SetTag(ClusterTelemetry.Attributes.Worker, Index)
@@ -99,8 +166,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             // The weights of this step were usually requested with the previous push (overlapping the job's
             // turn-around) or by PrepareAsync; otherwise fetch them now.
-            var ahead = await TakePrefetchAsync(order.Step);
-            var (version, fetched) = ahead.Version >= 0 ? ahead : await FetchWeightsAsync(weights, order.Step);
+            var early = await TakePrefetchAsync(order.Step, stop);
+            var (version, fetched) = early.Version >= 0 ? early : await FetchWeightsAsync(weights, order.Step);
             if (version != order.Step)
             {
                 (version, var again) = await FetchWeightsAsync(weights, -1);
@@ -152,7 +219,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             long pushed;
             PushResult[] results;
-            using (var push = ClusterTelemetry.Source.StartActivity(ClusterTelemetry.Spans.GradientPush))
+            using (var push = StartSpan(ClusterTelemetry.Spans.GradientPush, parentTrace))
             {
                 push?.SetTag(ClusterTelemetry.Attributes.Job, order.Spec.JobId)
                     .SetTag(ClusterTelemetry.Attributes.Step, order.Step)
@@ -358,6 +425,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public async Task PrepareAsync(StepOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
+        await SettleAheadAsync();
         await EnsureAsync(order.Spec);
         if (order.Step < plan!.TotalSteps && (prefetch is null || prefetchVersion != order.Step))
         {
@@ -377,7 +445,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     /// The prefetched weights of <paramref name="step"/>, swapped into the weights buffer; version −1 when there are
     /// none (no prefetch, one for another step, or one that failed).
     /// </summary>
-    private async Task<(long Version, long Bytes)> TakePrefetchAsync(long step)
+    private async Task<(long Version, long Bytes)> TakePrefetchAsync(long step, CancellationToken stop)
     {
         if (prefetch is not { } pending || prefetchVersion != step)
         {
@@ -385,13 +453,27 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             return (-1, 0);
         }
 
+        if (!pending.IsCompleted && stop.CanBeCanceled)
+        {
+            // A step run ahead: it may be called off while it waits (the prefetch then finishes on its own).
+            try
+            {
+                await pending.WaitAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                Abandon();
+                throw;
+            }
+        }
+
         prefetch = null;
         prefetchVersion = -1;
         try
         {
-            var ahead = await pending;
+            var fetched = await pending;
             (weights, spare) = (spare, weights);
-            return ahead;
+            return fetched;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -421,6 +503,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public async Task<EvalReport> EvaluateAsync(EvalOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
+        await SettleAheadAsync();
         await EnsureAsync(order.Spec);
         var (version, fetched) = await FetchWeightsAsync(evalWeights, order.Version);
         if (order.Version >= 0 && version != order.Version)
@@ -436,6 +519,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     public async Task StartRunAsync(RunOrder order)
     {
         ArgumentNullException.ThrowIfNull(order);
+        await SettleAheadAsync();
         await EnsureAsync(order.Spec);
         if (runLoop is { IsCompleted: false })
         {
@@ -482,37 +566,39 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         return Task.FromResult(taken);
     }
 
-    public Task<bool> RebalanceAsync(string[] silos)
+    public async Task<bool> RebalanceAsync(string[] silos)
     {
         ArgumentNullException.ThrowIfNull(silos);
         if (silos.Length == 0)
         {
-            return Task.FromResult(false);
+            return false;
         }
 
         var target = silos[Index % silos.Length];
         var here = GrainContext.Address.SiloAddress?.ToString();
         if (here is null || here == target)
         {
-            return Task.FromResult(false);
+            return false;
         }
 
         // Placement (SpreadPlacement) picks the target for the new activation; the model and data are rebuilt there.
+        await SettleAheadAsync();
         MigrateOnIdle();
-        return Task.FromResult(true);
+        return true;
     }
 
-    public Task StopAsync()
+    public async Task StopAsync()
     {
         stopRequested = true;
-        return Task.CompletedTask;
+        await SettleAheadAsync();
     }
 
     public void Dispose() => pool?.Dispose();
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         stopRequested = true;
+        await SettleAheadAsync();
         if (countedJob is not null)
         {
             ClusterTelemetry.CountWorker(countedJob, siloName, -1);
@@ -521,7 +607,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
         pool?.Dispose();
         pool = null;
-        return Task.CompletedTask;
     }
 
     /// <summary>ssp and async: round r = this worker's micro-batches of global batch r, pushed as one update of their own.</summary>

@@ -157,6 +157,31 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task Workers_start_the_next_step_before_the_job_is_done_with_the_last_and_each_step_stays_one_trace()
+    {
+        // 8 steps: the job checkpoints or snapshots before no step but 4 (half-way), so steps 1-3 and 5-7 are run ahead.
+        var spec = TestClusters.Spec("telemetry-run-ahead", workers: 2, steps: 8) with { StatsEvery = 0, LogEvery = 1, CheckpointEvery = 0 };
+        var (status, _) = await fixture.RunAsync(spec);
+        Assert.Equal(JobPhase.Completed, status.Phase);
+        var spans = fixture.Spans(spec.JobId);
+        var steps = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.Step).ToDictionary(s => (long)s.GetTagItem(ClusterTelemetry.Attributes.Step)!);
+        Assert.Equal(8, steps.Count);
+        var computes = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.WorkerCompute).ToLookup(s => (long)s.GetTagItem(ClusterTelemetry.Attributes.Step)!);
+        var pushes = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.GradientPush).ToLookup(s => (long)s.GetTagItem(ClusterTelemetry.Attributes.Step)!);
+        foreach (var step in new long[] { 1, 2, 3, 5, 6, 7 })
+        {
+            var previous = steps[step - 1];
+            var ahead = computes[step].ToArray();
+            Assert.Equal(2, ahead.Length);
+            Assert.All(ahead.Concat(pushes[step]), s => Assert.Equal(steps[step].TraceId, s.TraceId));
+            Assert.All(ahead, c => Assert.True(c.StartTimeUtc < previous.StartTimeUtc + previous.Duration, $"step {step} started on a worker after the job finished step {step - 1}"));
+        }
+
+        // Before the half-way snapshot the workers wait for the job: the shards must hold exactly that version.
+        Assert.All(computes[4], c => Assert.True(c.StartTimeUtc >= steps[3].StartTimeUtc + steps[3].Duration));
+    }
+
+    [Fact]
     public async Task Parameter_server_aggregate_spans_carry_the_gradient_norms_of_the_filters_they_hold()
     {
         var spec = TestClusters.Spec("telemetry-ps-norms", workers: 2, steps: 1) with { StatsEvery = 1, CheckpointEvery = 0, PsShards = 3 };
