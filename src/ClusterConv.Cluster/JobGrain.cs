@@ -650,18 +650,25 @@ public sealed class JobGrain : Grain, IJobGrain
                 applies = await Task.WhenAll(servers.Select((s, p) => byShard.TryGetValue(p, out var done) ? Task.FromResult(done) : Retry(() => s.ApplyAsync(order))));
             }
 
-            trainClock.Stop();
+            if (!runAhead)
+            {
+                // With the next step already running on the workers, the job's bookkeeping below is train time too.
+                trainClock.Stop();
+            }
+
             var behind = stale.Length > 0 || applies.Any(a => a.Version < step || a.Version > step + 1);
             if (!behind && applies.Any(a => a.Version == step && a.DroppedNodes < 0))
             {
                 // A shard lost some of this step's contributions (handed over mid-step): compute the step again.
                 logger.LogWarning("job {Job}: a parameter-server shard misses contributions of step {Step}; recomputing it", spec.JobId, step);
                 State.StepsRecomputed++;
+                trainClock.Stop();
                 continue;
             }
 
             if (behind || applies.Any(a => a.Version != step + 1))
             {
+                trainClock.Stop();
                 step = await RollbackAsync(spec, servers, step);
                 lossSum = 0;
                 correct = seen = 0;

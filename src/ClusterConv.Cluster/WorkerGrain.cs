@@ -262,12 +262,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     /// </summary>
     private (bool Finite, double Norm) CheckGradient(LocalResult local, int globalSamples)
     {
-        var finite = local.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n));
-        if (!finite || local.Samples == 0)
-        {
-            return (finite, double.NaN);
-        }
-
         ReadOnlySpan<float> sum;
         if (local.Nodes.Count == 1)
         {
@@ -290,7 +284,16 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             sum = normBuffer;
         }
 
-        return (true, System.Numerics.Tensors.TensorPrimitives.Norm(sum) * ((double)globalSamples / local.Samples));
+        // One pass in the usual case: a NaN or an infinity anywhere makes the norm non-finite, so a finite norm means
+        // every value is finite; a non-finite one may also be finite values too large to square, so then look.
+        var norm = System.Numerics.Tensors.TensorPrimitives.Norm(sum);
+        var finite = float.IsFinite(norm) || local.Nodes.Values.All(n => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(n));
+        if (!finite || local.Samples == 0)
+        {
+            return (finite, double.NaN);
+        }
+
+        return (true, norm * ((double)globalSamples / local.Samples));
     }
 
     private TagList WorkerTags() => new()
