@@ -13,7 +13,9 @@ steps="${2:-300}"
 "$root/clusterconv" --help >/dev/null
 work="$(mktemp -d /tmp/clusterconv-cluster-compare.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-train() { "$root/clusterconv" train --batch-size 128 --threads 2 --max-steps "$steps" --epochs 1 --checkpoint-every 0 --out "$work/$1" "${@:2}" --json 2>/dev/null; }
+# As many epochs (469 steps of 128 out of 60,000 samples) as STEPS needs; evaluation is outside the train clock.
+epochs=$(( (steps + 468) / 469 ))
+train() { "$root/clusterconv" train --batch-size 128 --threads 2 --max-steps "$steps" --epochs "$epochs" --checkpoint-every 0 --out "$work/$1" "${@:2}" --json 2>/dev/null; }
 for round in $(seq "$rounds"); do
   ddp=$(cd "$root/bench/peer" && OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 /usr/bin/python3 torch_ddp.py --world 2 --batch-size 64)
   cluster=$(train "cluster-$round" --workers 2)
