@@ -167,10 +167,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             // The weights of this step were usually requested with the previous push (overlapping the job's
             // turn-around) or by PrepareAsync; otherwise fetch them now.
             var early = await TakePrefetchAsync(order.Step, stop);
-            var (version, fetched) = early.Version >= 0 ? early : await FetchWeightsAsync(weights, order.Step);
+            var (version, fetched) = early.Version >= 0 ? early : await FetchWeightsAsync(weights, order.Step, stop);
             if (version != order.Step)
             {
-                (version, var again) = await FetchWeightsAsync(weights, -1);
+                (version, var again) = await FetchWeightsAsync(weights, -1, stop);
                 fetched += again;
             }
 
@@ -834,10 +834,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     }
 
     /// <summary>Pulls every shard's current weights into <paramref name="destination"/>; returns their version and the bytes moved.</summary>
-    private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination, long minVersion)
+    private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination, long minVersion, CancellationToken stop = default)
     {
         var jobSpec = spec!;
-        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion))).WaitAsync(TimeSpan.FromSeconds(20));
+        var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion))).WaitAsync(TimeSpan.FromSeconds(20), stop);
         var version = firsts[0].Version;
         var mixed = false;
         long bytes = 0;
