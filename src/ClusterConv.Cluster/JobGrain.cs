@@ -117,9 +117,11 @@ public sealed class JobGrain : Grain, IJobGrain
     // bsp: the steps at which the job checks for silos joined or left (and rebalances) before handing the step out.
     private const int RebalanceEvery = 10;
 
-    // bsp: the last step was handed out with RunAhead (the workers are computing the next one), and the span made for
-    // that next step.
+    // bsp: the last step was handed out with RunAhead (the workers are computing the next one), the last step applied
+    // and when (where a step run ahead began), and the span made for that next step.
     private bool ranAhead;
+    private long aheadFromStep = -1;
+    private TimeSpan lastAppliedAt;
     private Activity? nextSpan;
     private long nextSpanStep = -1;
 
@@ -467,6 +469,7 @@ public sealed class JobGrain : Grain, IJobGrain
     {
         normHistory.Clear();
         ranAhead = false;
+        aheadFromStep = -1;
         nextSpan?.Dispose();
         nextSpan = null;
         var data = await dataCache.GetAsync(requested);
@@ -599,7 +602,9 @@ public sealed class JobGrain : Grain, IJobGrain
                 .SetTag(ClusterTelemetry.Attributes.Epoch, epoch + 1)
                 .SetTag(ClusterTelemetry.Attributes.Statistics, withStats);
             var dispatched = wall.Elapsed.TotalSeconds;
-            var stepClock = Stopwatch.StartNew();
+
+            // A step run ahead began on the workers when the step before was applied, before its order went out.
+            var stepStarted = ranAhead && aheadFromStep == step - 1 ? lastAppliedAt : wall.Elapsed;
             trainClock.Start();
             var reports = await RunWorkersAsync(spec, workers, step, runAhead, nextTrace);
             ranAhead = runAhead;
@@ -650,6 +655,7 @@ public sealed class JobGrain : Grain, IJobGrain
                 applies = await Task.WhenAll(servers.Select((s, p) => byShard.TryGetValue(p, out var done) ? Task.FromResult(done) : Retry(() => s.ApplyAsync(order))));
             }
 
+            var appliedAt = wall.Elapsed;
             if (!runAhead)
             {
                 // With the next step already running on the workers, the job's bookkeeping below is train time too.
@@ -686,7 +692,9 @@ public sealed class JobGrain : Grain, IJobGrain
                 throw new TrainingDivergedException($"training diverged: the loss of step {step} (epoch {epoch + 1}) is {stepLoss}; lower --lr");
             }
 
-            ClusterTelemetry.StepDuration.Record(stepClock.Elapsed.TotalSeconds, jobTag);
+            lastAppliedAt = appliedAt;
+            aheadFromStep = step;
+            ClusterTelemetry.StepDuration.Record((appliedAt - stepStarted).TotalSeconds, jobTag);
             var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
             for (var l = 0; l < measured.Count; l++)
             {
