@@ -4,7 +4,8 @@
 #   clusterconv train on the embedded cluster (2 workers, 2 threads, global batch 128),
 #   clusterconv train engine-only (--workers 0, 2 threads, batch 128).
 # ClusterConv runs real Fashion-MNIST steps with the default statistics (--stats-every 10) and
-# reports train-time samples/s from summary.json. Usage: bench/peer/cluster_compare.sh [ROUNDS] [STEPS]
+# reports train-time samples/s from summary.json, and also samples/s by the median step (as DDP's
+# number is). Usage: bench/peer/cluster_compare.sh [ROUNDS] [STEPS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 rounds="${1:-3}"
@@ -24,7 +25,9 @@ for round in $(seq "$rounds"); do
 import json, sys
 d, c, e = (json.loads(a) for a in sys.argv[1:4])
 ds, cs, es = d["samples_per_second"], c["samples_per_second"], e["samples_per_second"]
+cm, em = c["median_step_samples_per_second"], e["median_step_samples_per_second"]
 print(f"round {sys.argv[4]}: ddp {ds:.0f} samples/s, clusterconv 2 workers {cs:.0f} ({cs / ds:.2f}x ddp), "
-      f"engine-only {es:.0f} (cluster/engine {cs / es:.2f}), {c['bytes_per_step'] / 1e6:.2f} MB moved per step")
+      f"engine-only {es:.0f} (cluster/engine {cs / es:.2f}), {c['bytes_per_step'] / 1e6:.2f} MB moved per step; "
+      f"by median step (as DDP's): cluster {cm:.0f} ({cm / ds:.2f}x ddp), engine-only {em:.0f} (cluster/engine {cm / em:.2f})")
 PY
 done

@@ -121,6 +121,10 @@ public sealed class JobGrain : Grain, IJobGrain
     // and when (where a step run ahead began), and the span made for that next step.
     private bool ranAhead;
     private long aheadFromStep = -1;
+
+    // bsp: every step's duration in this activation (as clusterconv.step.duration), and their median once training ends.
+    private readonly List<double> stepSeconds = [];
+    private double medianStepSeconds;
     private TimeSpan lastAppliedAt;
     private Activity? nextSpan;
     private long nextSpanStep = -1;
@@ -355,6 +359,7 @@ public sealed class JobGrain : Grain, IJobGrain
         DroppedContributions = State.DroppedContributions,
         WallSeconds = wall.IsRunning ? wall.Elapsed.TotalSeconds : State.WallSeconds,
         TrainSeconds = trainClock.Elapsed.TotalSeconds > 0 ? trainClock.Elapsed.TotalSeconds : State.TrainSeconds,
+        MedianStepSeconds = medianStepSeconds,
         TrainSamples = State.TrainSamples,
         WeightsSha256 = State.WeightsSha256,
         EventCount = events.Count,
@@ -470,6 +475,8 @@ public sealed class JobGrain : Grain, IJobGrain
         normHistory.Clear();
         ranAhead = false;
         aheadFromStep = -1;
+        stepSeconds.Clear();
+        medianStepSeconds = 0;
         nextSpan?.Dispose();
         nextSpan = null;
         var data = await dataCache.GetAsync(requested);
@@ -694,7 +701,8 @@ public sealed class JobGrain : Grain, IJobGrain
 
             lastAppliedAt = appliedAt;
             aheadFromStep = step;
-            ClusterTelemetry.StepDuration.Record((appliedAt - stepStarted).TotalSeconds, jobTag);
+            stepSeconds.Add((appliedAt - stepStarted).TotalSeconds);
+            ClusterTelemetry.StepDuration.Record(stepSeconds[^1], jobTag);
             var counts = Sum(reports.Select(r => r.Counts).ToArray(), measured);
             for (var l = 0; l < measured.Count; l++)
             {
@@ -777,6 +785,7 @@ public sealed class JobGrain : Grain, IJobGrain
             await CheckpointAsync(spec, servers, final.Version);
         }
 
+        medianStepSeconds = Median.Of(stepSeconds);
         State.WeightsSha256 = await WeightsShaAsync(spec, servers, layout);
         State.Phase = JobPhase.Completed;
     }
@@ -989,8 +998,8 @@ public sealed class JobGrain : Grain, IJobGrain
         foreach (var (worker, norm) in norms)
         {
             var history = normHistory.TryGetValue(worker, out var h) ? h : normHistory[worker] = [];
-            double? reference = norms.Length >= 3 ? Median(norms.Where(n => n.Worker != worker).Select(n => n.GradientNorm))
-                : history.Count >= NormHistoryNeeded ? Median(history) : null;
+            double? reference = norms.Length >= 3 ? Median.Of(norms.Where(n => n.Worker != worker).Select(n => n.GradientNorm))
+                : history.Count >= NormHistoryNeeded ? Median.Of(history) : null;
             if (reference is { } median && median > 0 && norm > spec.DivergenceFactor * median)
             {
                 State.GradientOutliers++;
@@ -1006,12 +1015,6 @@ public sealed class JobGrain : Grain, IJobGrain
                 history.RemoveAt(0);
             }
         }
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? 0 : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     /// <summary>A named worker: an event for the client (metrics.jsonl, a warning line), a span event, a log line and a count.</summary>

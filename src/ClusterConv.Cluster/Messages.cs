@@ -373,6 +373,9 @@ public sealed record JobStatus
 
     /// <summary>Workers named by any of the above, ascending.</summary>
     [Id(27)] public int[] DivergentWorkers { get; init; } = [];
+
+    /// <summary>bsp: the median step duration of the job's last activation once training has ended (0 before, and in ssp and async).</summary>
+    [Id(28)] public double MedianStepSeconds { get; init; }
 }
 
 /// <summary>Events after a sequence number, with the job's incarnation (a restarted job grain starts a new one).</summary>

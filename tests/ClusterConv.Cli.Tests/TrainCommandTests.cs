@@ -46,6 +46,42 @@ public class TrainCommandTests
         }
     }
 
+    [Theory]
+    [InlineData("0", "bsp")]
+    [InlineData("2", "bsp")]
+    [InlineData("2", "async")]
+    public void Summary_gives_the_median_step_time_for_stepped_training(string workers, string mode)
+    {
+        var run = CliRunner.TempDirectory();
+        try
+        {
+            var result = CliRunner.Run(
+                "train", "--data", "synthetic", "--epochs", "1", "--max-steps", "30", "--test-limit", "200", "--batch-size", "32",
+                "--threads", "2", "--workers", workers, "--mode", mode, "--checkpoint-every", "0", "--out", run.FullName);
+            Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
+            var s = JsonDocument.Parse(File.ReadAllText(Path.Combine(run.FullName, "summary.json"))).RootElement;
+            if (mode == "async")
+            {
+                // Workers run their own rounds: there is no global step to time.
+                Assert.Equal(JsonValueKind.Null, s.GetProperty("median_step_seconds").ValueKind);
+                Assert.Equal(JsonValueKind.Null, s.GetProperty("median_step_samples_per_second").ValueKind);
+                return;
+            }
+
+            var median = s.GetProperty("median_step_seconds").GetDouble();
+            var mean = s.GetProperty("train_seconds").GetDouble() / s.GetProperty("steps").GetInt64();
+            Assert.True(median > 0);
+
+            // At most half of the steps can take twice the mean or more, so the median is below twice the mean.
+            Assert.True(median <= 2 * mean * 1.01, $"median step {median} s against a mean of {mean} s");
+            Assert.Equal(32 / median, s.GetProperty("median_step_samples_per_second").GetDouble(), 32 / median * 1e-3);
+        }
+        finally
+        {
+            run.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public void The_same_seed_gives_the_same_weights_whatever_the_thread_count()
     {

@@ -345,6 +345,8 @@ internal static class TrainCommand
             ["wall_seconds"] = Math.Round(r.WallSeconds, 3),
             ["train_seconds"] = Math.Round(r.TrainSeconds, 3),
             ["samples_per_second"] = Math.Round(r.TrainSamples / Math.Max(r.TrainSeconds, 1e-9), 1),
+            ["median_step_seconds"] = r.MedianStepSeconds > 0 ? Math.Round(r.MedianStepSeconds, 6) : null,
+            ["median_step_samples_per_second"] = r.MedianStepSeconds > 0 ? Math.Round(s.BatchSize / r.MedianStepSeconds, 1) : null,
             ["weights_sha256"] = r.WeightsSha256,
             ["workers"] = s.Workers,
             ["silos"] = job?.Silos ?? 0,

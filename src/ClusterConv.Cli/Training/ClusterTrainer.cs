@@ -278,7 +278,7 @@ public sealed class ClusterTrainer
             throw new UserException($"job {status.JobId}: the weights read back (sha256 {sha}) differ from the job's final weights ({reported})", ExitCodes.InternalError);
         }
 
-        return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount);
+        return new TrainResult(epochs, status.Step, status.WallSeconds, status.TrainSeconds, status.TrainSamples, sha, model.ParameterCount, status.MedianStepSeconds);
     }
 
     /// <summary>A logged step's lines in metrics.jsonl: the step line, then one worker_step line per worker that took part.</summary>

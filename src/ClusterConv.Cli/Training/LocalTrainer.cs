@@ -27,7 +27,8 @@ public sealed record TrainResult(
     double TrainSeconds,
     long TrainSamples,
     string WeightsSha256,
-    int ParameterCount);
+    int ParameterCount,
+    double MedianStepSeconds = 0);
 
 /// <summary>
 /// Trains a model in this process with the engine: one optimizer over the whole parameter vector,
@@ -81,6 +82,7 @@ public sealed class LocalTrainer
 
         var wall = Stopwatch.StartNew();
         var trainClock = new Stopwatch();
+        var stepSeconds = new List<double>();
         long step = 0;
         long samples = 0;
         var epochs = new List<EpochResult>();
@@ -94,6 +96,7 @@ public sealed class LocalTrainer
             for (var b = 0; b < stepsPerEpoch && !Done(step); b++)
             {
                 cancellation.ThrowIfCancellationRequested();
+                var stepStarted = trainClock.Elapsed;
                 trainClock.Start();
                 var indices = order.AsSpan(b * batchSize, Math.Min(batchSize, trainCount - (b * batchSize))).ToArray();
                 var n = indices.Length;
@@ -124,6 +127,7 @@ public sealed class LocalTrainer
                 }
 
                 trainClock.Stop();
+                stepSeconds.Add((trainClock.Elapsed - stepStarted).TotalSeconds);
                 lossSum += batchLoss * n;
                 correct += batchCorrect;
                 seen += n;
@@ -152,7 +156,7 @@ public sealed class LocalTrainer
             observer.EpochCompleted(result);
         }
 
-        return new TrainResult(epochs, step, wall.Elapsed.TotalSeconds, trainClock.Elapsed.TotalSeconds, samples, model.WeightsSha256(), model.ParameterCount);
+        return new TrainResult(epochs, step, wall.Elapsed.TotalSeconds, trainClock.Elapsed.TotalSeconds, samples, model.WeightsSha256(), model.ParameterCount, Median.Of(stepSeconds));
     }
 
     /// <summary>Mean loss and accuracy over the test split, in inference mode.</summary>
