@@ -112,11 +112,13 @@ public sealed class BatchNormTests
     [Fact]
     public async Task A_resumed_job_restores_the_moving_statistics_from_its_checkpoint()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(1);
+        // The resumed job's orders past step 5 wait at the workers' door until it is cancelled: it stops after its
+        // checkpoint at step 4 and before its end, however fast the machine.
+        var gate = new StepGate("bn-resume", holdAfter: 5);
+        var (cluster, directory) = await TestClusters.StartAsync(1, gate: gate);
         try
         {
-            // Long enough that the cancel at the first checkpoint lands before the end on a fast, idle machine.
-            var full = Spec("bn-resume-full", workers: 2) with { CheckpointEvery = 4, MaxSteps = 160 };
+            var full = Spec("bn-resume-full", workers: 2) with { CheckpointEvery = 4, MaxSteps = 16 };
             var fullJob = cluster.Client.GetGrain<IJobGrain>(full.JobId);
             await fullJob.StartAsync(full);
             var expected = await TestClusters.WaitAsync(fullJob, TimeSpan.FromSeconds(60));
@@ -127,9 +129,10 @@ public sealed class BatchNormTests
             await job.StartAsync(spec);
             await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(60), async s =>
             {
-                if (s.LastCheckpointStep >= 4)
+                if (s.LastCheckpointStep >= 4 && gate.Holding)
                 {
                     await job.CancelAsync();
+                    gate.Open();
                 }
             });
             var cancelled = await job.GetStatusAsync();
@@ -142,6 +145,7 @@ public sealed class BatchNormTests
         }
         finally
         {
+            gate.Open();
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }

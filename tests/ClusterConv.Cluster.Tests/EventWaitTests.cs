@@ -11,7 +11,9 @@ public sealed class EventWaitTests
     [Fact]
     public async Task A_wait_returns_with_the_next_event_and_on_the_jobs_end_while_status_and_cancel_are_answered()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(1);
+        // Orders past step 200 wait at the workers' door until the job is cancelled: it is still running when asked, however fast the machine.
+        var gate = new StepGate("long-poll", holdAfter: 200);
+        var (cluster, directory) = await TestClusters.StartAsync(1, gate: gate);
         try
         {
             var spec = TestClusters.Spec("long-poll", workers: 2, steps: 400) with { Epochs = 20, LogEvery = 2, StatsEvery = 0, CheckpointEvery = 0 };
@@ -41,12 +43,14 @@ public sealed class EventWaitTests
             Assert.Equal(JobPhase.Running, status.Phase);
             Assert.False(pending.IsCompleted);
             await job.CancelAsync();
+            gate.Open();
             var ended = await pending;
             Assert.Equal(JobPhase.Cancelled, ended.Status.Phase);
             Assert.True(waitClock.Elapsed < Wait, "the wait timed out instead of being woken by the job's end");
         }
         finally
         {
+            gate.Open();
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }

@@ -62,7 +62,9 @@ public sealed class FaultTests
     [Fact]
     public async Task A_silo_that_joins_mid_job_receives_workers_and_the_weights_stay_the_same()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        // The job's orders past step 6 wait at the workers' door until the new silo is up: it joins mid-job, however fast the machine.
+        var gate = new StepGate("join", holdAfter: 6);
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true, gate: gate);
         try
         {
             var reference = TestClusters.Spec("join-reference", workers: 4, steps: 50);
@@ -73,7 +75,11 @@ public sealed class FaultTests
             var spec = reference with { JobId = "join" };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.StartAdditionalSiloAsync());
+            var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
+            {
+                await cluster.StartAdditionalSiloAsync();
+                gate.Open();
+            });
 
             Assert.True(joined, "the job ended before a silo joined");
             Assert.Equal(JobPhase.Completed, status.Phase);
@@ -82,6 +88,7 @@ public sealed class FaultTests
         }
         finally
         {
+            gate.Open();
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }

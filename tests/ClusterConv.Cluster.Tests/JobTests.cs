@@ -110,11 +110,13 @@ public sealed class ModeTests
     [Fact]
     public async Task A_resumed_job_continues_from_its_checkpoint_and_ends_with_the_same_weights()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(1);
+        // The resumed job's orders past step 11 wait at the workers' door until it is cancelled: it stops after its
+        // checkpoint at step 10 and before its end, however fast the machine.
+        var gate = new StepGate("resume", holdAfter: 11);
+        var (cluster, directory) = await TestClusters.StartAsync(1, gate: gate);
         try
         {
-            // Long enough that the cancel at the first checkpoint lands before the end on a fast, idle machine.
-            var full = TestClusters.Spec("resume-full", workers: 2, steps: 120) with { CheckpointEvery = 10 };
+            var full = TestClusters.Spec("resume-full", workers: 2, steps: 30) with { CheckpointEvery = 10 };
             var fullJob = cluster.Client.GetGrain<IJobGrain>(full.JobId);
             await fullJob.StartAsync(full);
             var expected = await TestClusters.WaitAsync(fullJob, TimeSpan.FromSeconds(60));
@@ -124,9 +126,10 @@ public sealed class ModeTests
             await job.StartAsync(spec);
             await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(60), async s =>
             {
-                if (s.LastCheckpointStep >= 10)
+                if (s.LastCheckpointStep >= 10 && gate.Holding)
                 {
                     await job.CancelAsync();
+                    gate.Open();
                 }
             });
             var cancelled = await job.GetStatusAsync();
@@ -140,6 +143,7 @@ public sealed class ModeTests
         }
         finally
         {
+            gate.Open();
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }

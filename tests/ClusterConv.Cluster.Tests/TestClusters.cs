@@ -9,13 +9,18 @@ namespace ClusterConv.Cluster.Tests;
 /// <summary>In-process Orleans clusters with ClusterConv's grains and checkpoint files in a temporary folder.</summary>
 public static class TestClusters
 {
-    public static async Task<(InProcessTestCluster Cluster, string Directory)> StartAsync(int silos, bool fastFailureDetection = false)
+    public static async Task<(InProcessTestCluster Cluster, string Directory)> StartAsync(int silos, bool fastFailureDetection = false, StepGate? gate = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"clusterconv-test-{Guid.NewGuid():N}");
         var builder = new InProcessTestClusterBuilder((short)silos);
         builder.ConfigureSilo((_, silo) =>
         {
             silo.AddClusterConv(new ClusterConvSiloOptions { CheckpointDirectory = directory });
+            if (gate is not null)
+            {
+                silo.AddIncomingGrainCallFilter(gate.InvokeAsync);
+            }
+
             if (fastFailureDetection)
             {
                 // A killed silo is declared dead in about 2 s instead of about 15 s.
@@ -112,5 +117,37 @@ public static class TestClusters
         catch (DirectoryNotFoundException)
         {
         }
+    }
+}
+
+/// <summary>
+/// Holds one job's step orders past <see cref="HoldAfter"/> at the worker's door until <see cref="Open"/>: a test can
+/// act on the job at a known step (cancel it after a checkpoint) however fast the machine runs it.
+/// </summary>
+public sealed class StepGate(string jobId, long holdAfter)
+{
+    private readonly TaskCompletionSource opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int held;
+
+    public long HoldAfter => holdAfter;
+
+    /// <summary>Whether an order has been held: the job cannot have got past step <see cref="HoldAfter"/> + 1.</summary>
+    public bool Holding => Volatile.Read(ref held) > 0;
+
+    public void Open() => opened.TrySetResult();
+
+    internal async Task InvokeAsync(IIncomingGrainCallContext context)
+    {
+        if (!opened.Task.IsCompleted
+            && context.InterfaceMethod?.Name == nameof(IWorkerGrain.ComputeStepAsync)
+            && context.Request.GetArgument(0) is StepOrder order
+            && order.Spec.JobId == jobId
+            && order.Step > holdAfter)
+        {
+            Interlocked.Increment(ref held);
+            await opened.Task;
+        }
+
+        await context.Invoke();
     }
 }
