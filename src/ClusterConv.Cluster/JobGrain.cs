@@ -631,6 +631,7 @@ public sealed class JobGrain : Grain, IJobGrain
                     continue;
                 }
 
+                CountShardRestores(spec, skips, step);
                 State.StepsSkipped++;
                 stepSpan?.Dispose();
                 step++;
@@ -688,6 +689,7 @@ public sealed class JobGrain : Grain, IJobGrain
                 continue;
             }
 
+            CountShardRestores(spec, applies, step);
             State.DroppedContributions += applies[0].DroppedNodes;
             var stepLoss = reports.Sum(r => r.LossSum);
             var stepCorrect = reports.Sum(r => r.Correct);
@@ -1324,6 +1326,28 @@ public sealed class JobGrain : Grain, IJobGrain
     });
 
     private static bool IsTransient(Exception e) => e is not (ArgumentException or Engine.Layers.ModelException or CheckpointMissingException or OutOfMemoryException);
+
+    /// <summary>
+    /// A shard whose silo died came back from a checkpoint that was this very step (the job's checkpoint round had
+    /// finished on it): nothing to roll back, but the job continued from a checkpoint, a restart.
+    /// </summary>
+    private void CountShardRestores(JobSpec spec, ApplyReport[] reports, long step)
+    {
+        if (!reports.Any(r => r.Restored))
+        {
+            return;
+        }
+
+        logger.LogWarning("job {Job}: a parameter-server shard came back from its checkpoint of step {Step}", spec.JobId, step);
+        State.Restarts++;
+        ClusterTelemetry.JobRestarts.Add(1, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
+        var restored = new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Checkpoint] = step,
+            [ClusterTelemetry.Attributes.Step] = step,
+        });
+        jobSpan?.AddEvent(restored);
+    }
 
     private async Task<long> RollbackAsync(JobSpec spec, IParameterServerGrain[] servers, long step)
     {

@@ -178,9 +178,17 @@ public sealed record RowSums(
     [property: Id(3)] double[] BeforeSquares,
     [property: Id(4)] double[] DistanceSquares);
 
-/// <summary>Parameter server → job: the version after the call, whether this call applied, and statistics sums when asked.</summary>
+/// <summary>
+/// Parameter server → job: the version after the call, whether this call applied, statistics sums when asked, and
+/// whether the shard restored itself from its checkpoint (its silo died) since its last report.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.ApplyReport")]
-public sealed record ApplyReport([property: Id(0)] long Version, [property: Id(1)] bool Applied, [property: Id(2)] int DroppedNodes, [property: Id(3)] RowSums[] Rows);
+public sealed record ApplyReport(
+    [property: Id(0)] long Version,
+    [property: Id(1)] bool Applied,
+    [property: Id(2)] int DroppedNodes,
+    [property: Id(3)] RowSums[] Rows,
+    [property: Id(4)] bool Restored = false);
 
 /// <summary>Job → worker: evaluate test samples [Start, Start + Count) on weights version <see cref="Version"/>.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.EvalOrder")]

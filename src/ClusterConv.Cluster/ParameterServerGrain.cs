@@ -68,6 +68,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private byte[]? snapshot;
     private ApplyReport? lastApplied;
 
+    // This activation continued from a checkpoint of its own accord (not at the job's order) and has not said so yet.
+    private bool restoredUnreported;
+
     // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
     private readonly Stack<float[]> free = new();
 
@@ -129,6 +132,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         ArgumentNullException.ThrowIfNull(spec);
         this.spec = null;
         Setup(spec, fresh);
+        restoredUnreported = false;
         return Task.FromResult(version);
     }
 
@@ -234,7 +238,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             if (chunk.WithStats)
             {
                 // A worker's statistics round: the row sums of this update go back to it.
-                return Task.FromResult(new PushResult(true, ShardIndex, new ApplyReport(version, true, 0, rows)));
+                return Task.FromResult(new PushResult(true, ShardIndex, Report(version, true, 0, rows)));
             }
         }
 
@@ -307,7 +311,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         if (step != version)
         {
-            return Task.FromResult(new ApplyReport(version, false, 0, []));
+            return Task.FromResult(Report(version, false, 0, []));
         }
 
         // The version moves on with the weights and optimizer state unchanged; the step's contributions are dropped.
@@ -325,7 +329,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
 
         version++;
         SignalVersion();
-        lastApplied = new ApplyReport(version, false, 0, []);
+        lastApplied = Report(version, false, 0, []);
         lastStep = step;
         return Task.FromResult(lastApplied);
     }
@@ -365,13 +369,13 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         if (order.Step != version)
         {
             // Already applied (version above) or this shard lost steps (version below: the job rolls back).
-            return Task.FromResult(new ApplyReport(version, false, 0, []));
+            return Task.FromResult(Report(version, false, 0, []));
         }
 
         if (!order.AllowPartial && !TreeComplete(pending.GetValueOrDefault(order.Step) ?? [], order.Spec.MicroBatches))
         {
             // Contributions were lost (e.g. this shard was handed over mid-step): the job recomputes the step.
-            return Task.FromResult(new ApplyReport(version, false, -1, []));
+            return Task.FromResult(Report(version, false, -1, []));
         }
 
         return Task.FromResult(Apply(order));
@@ -429,7 +433,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             pending.Remove(step);
         }
 
-        lastApplied = new ApplyReport(version, true, missing, rows);
+        lastApplied = Report(version, true, missing, rows);
         lastStep = order.Step;
         return lastApplied;
     }
@@ -466,6 +470,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     {
         ArgumentNullException.ThrowIfNull(spec);
         Ensure(spec);
+
+        // The job ordered this restore and counts it itself.
+        restoredUnreported = false;
         if (version == step)
         {
             return version;
@@ -486,12 +493,21 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         return version;
     }
 
+    /// <summary>A report to the job; the first after this activation restored itself from a checkpoint says so.</summary>
+    private ApplyReport Report(long version, bool applied, int droppedNodes, RowSums[] rows)
+    {
+        var report = new ApplyReport(version, applied, droppedNodes, rows, restoredUnreported);
+        restoredUnreported = false;
+        return report;
+    }
+
     private void Ensure(JobSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (this.spec is null || this.spec.JobId != spec.JobId)
         {
-            // A reactivated shard continues from its last checkpoint; the job sees the lower version and rolls back.
+            // A reactivated shard continues from its last checkpoint; the job sees the lower version and rolls back,
+            // or, when the checkpoint is the job's step, counts the restart from the report.
             Setup(spec, fresh: false);
         }
     }
@@ -552,6 +568,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         if (!fresh && checkpoint.RecordExists && checkpoint.State.JobId == spec.JobId && checkpoint.State.SliceStart == slice.Start)
         {
             Restore(checkpoint.State);
+            restoredUnreported = true;
             schedule = CreateSchedule(spec);
             return;
         }
