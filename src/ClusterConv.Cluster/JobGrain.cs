@@ -675,6 +675,7 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 // A shard lost some of this step's contributions (handed over mid-step): compute the step again.
                 logger.LogWarning("job {Job}: a parameter-server shard misses contributions of step {Step}; recomputing it", spec.JobId, step);
+                CountShardRestores(spec, applies, step);
                 State.StepsRecomputed++;
                 trainClock.Stop();
                 continue;
@@ -1329,7 +1330,8 @@ public sealed class JobGrain : Grain, IJobGrain
 
     /// <summary>
     /// A shard whose silo died came back from a checkpoint that was this very step (the job's checkpoint round had
-    /// finished on it): nothing to roll back, but the job continued from a checkpoint, a restart.
+    /// finished on it): nothing to roll back, but the job continued from a checkpoint, a restart. (A shard that came
+    /// back behind the job is counted by the rollback instead.)
     /// </summary>
     private void CountShardRestores(JobSpec spec, ApplyReport[] reports, long step)
     {
