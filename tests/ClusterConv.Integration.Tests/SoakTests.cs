@@ -60,7 +60,7 @@ public sealed partial class SoakTests
                     {
                         samples.Add(new Sample(clock.Elapsed.TotalSeconds, epochsDone, s, Value(text, "dotnet_process_memory_working_set_bytes"),
                             Value(text, "dotnet_gc_last_collection_heap_size_bytes"), Value(text, "dotnet_gc_last_collection_memory_committed_size_bytes"), Value(text, "orleans_catalog_activations"),
-                            Value(text, "dotnet_thread_pool_queue_length_total")));
+                            Value(text, "dotnet_thread_pool_queue_length_total"), ValueOrNaN(text, "clusterconv_gc_live_heap_bytes")));
                     }
                 }
 
@@ -72,8 +72,8 @@ public sealed partial class SoakTests
             Assert.Equal(epochs, summary["epochs"]!.GetValue<int>());
             if (Environment.GetEnvironmentVariable("CLUSTERCONV_SOAK_CSV") is { Length: > 0 } csv)
             {
-                File.WriteAllLines(csv, ["seconds,epochs_done,silo,working_set_bytes,gc_heap_bytes,gc_committed_bytes,activations,thread_pool_queue",
-                    .. samples.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Seconds:F2},{x.EpochsDone},{x.Silo},{x.WorkingSet},{x.GcHeap},{x.GcCommitted},{x.Activations},{x.ThreadPoolQueue}"))]);
+                File.WriteAllLines(csv, ["seconds,epochs_done,silo,working_set_bytes,gc_heap_bytes,gc_committed_bytes,activations,thread_pool_queue,live_heap_bytes",
+                    .. samples.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Seconds:F2},{x.EpochsDone},{x.Silo},{x.WorkingSet},{x.GcHeap},{x.GcCommitted},{x.Activations},{x.ThreadPoolQueue},{x.LiveHeap}"))]);
             }
 
             for (var s = 0; s < silos.Count; s++)
@@ -85,11 +85,14 @@ public sealed partial class SoakTests
                 var secondEpoch = silo.Where(x => x.EpochsDone == 1).ToList();
                 Assert.True(early.Count >= 3 && late.Count >= 3, $"too few samples of silo {s}: {early.Count} in epochs 2-3, {late.Count} in the last two");
 
-                // Flat: the last two epochs' typical memory within 25% (+64 MB: GC sawtooth) of epochs 2-3's. A leak of one
-                // weight copy per step (0.9 MB, about 90 MB an epoch here) fails this.
-                AssertFlat(s, "working set", early, late, x => x.WorkingSet);
-                AssertFlat(s, "GC committed memory", early, late, x => x.GcCommitted);
-                AssertFlat(s, "GC heap", early, late, x => x.GcHeap);
+                // Flat: the last two epochs' typical memory within 25% (+64 MB) of epochs 2-3's. A leak of one weight copy per
+                // step (0.9 MB, about 90 MB an epoch here) fails this. Managed memory is judged by the live heap (what survived
+                // the last full collection): the heap and committed sizes after the last collection of any generation also hold
+                // dead objects awaiting a gen-2 collection and swung 200 -> 590 MB on one silo while heap dumps of every silo
+                // showed 104 MB live (docs/BENCHMARKS.md). The rest of the working set (native buffers, code, stacks) is
+                // judged on its own.
+                AssertFlat(s, "live managed heap", early, late, x => x.LiveHeap);
+                AssertFlat(s, "memory outside the GC heap (working set - GC committed)", early, late, x => x.WorkingSet - x.GcCommitted);
 
                 // Activations: the job's grains are there after the first epoch; later epochs add none.
                 Assert.True(afterFirst.Max(x => x.Activations) <= secondEpoch.Max(x => x.Activations),
@@ -122,7 +125,7 @@ public sealed partial class SoakTests
         }
     }
 
-    private sealed record Sample(double Seconds, int EpochsDone, int Silo, double WorkingSet, double GcHeap, double GcCommitted, double Activations, double ThreadPoolQueue);
+    private sealed record Sample(double Seconds, int EpochsDone, int Silo, double WorkingSet, double GcHeap, double GcCommitted, double Activations, double ThreadPoolQueue, double LiveHeap);
 
     private static async Task<string?> ScrapeAsync(HttpClient http, Uri endpoint)
     {
@@ -160,6 +163,10 @@ public sealed partial class SoakTests
         return sum;
     }
 
+    /// <summary>Like <see cref="Value"/>, NaN while the metric is absent (the live heap, before the first full collection).</summary>
+    private static double ValueOrNaN(string exposition, string metric) =>
+        Regex.IsMatch(exposition, $"^{metric}[{{ ]", RegexOptions.Multiline) ? Value(exposition, metric) : double.NaN;
+
     private static int EpochsDone(string metricsFile)
     {
         try
@@ -186,6 +193,9 @@ public sealed partial class SoakTests
     /// <summary>The GC's budgets still grow during epochs 2-3, so their higher epoch median is the level to stay near.</summary>
     private static void AssertFlat(int silo, string what, List<Sample> early, List<Sample> late, Func<Sample, double> memory)
     {
+        early = early.Where(x => !double.IsNaN(memory(x))).ToList();
+        late = late.Where(x => !double.IsNaN(memory(x))).ToList();
+        Assert.True(early.Count >= 3 && late.Count >= 3, $"silo {silo}: too few samples of the {what}: {early.Count} in epochs 2-3, {late.Count} in the last two");
         var before = early.GroupBy(x => x.EpochsDone).Max(epoch => Median(epoch.Select(memory)));
         var after = Median(late.Select(memory));
         Assert.True(after <= before * 1.25 + 64e6, $"silo {silo}: {what} grew from {before / 1e6:F0} MB (epochs 2-3) to {after / 1e6:F0} MB (last two epochs)");
