@@ -58,6 +58,14 @@ public sealed class TelemetryFixture : IAsyncLifetime
         return (status, events);
     }
 
+    /// <summary>Runs the job, which must complete, and returns its spans.</summary>
+    public async Task<IReadOnlyList<Activity>> RunToSpansAsync(JobSpec spec)
+    {
+        var (status, _) = await RunAsync(spec);
+        Assert.Equal(JobPhase.Completed, status.Phase);
+        return Spans(spec.JobId);
+    }
+
     /// <summary>Collects now; the points of metric <paramref name="name"/> recorded for job <paramref name="jobId"/>, with their tags.</summary>
     public IReadOnlyList<(Dictionary<string, string> Tags, MetricPoint Point)> Points(string name, string jobId)
     {

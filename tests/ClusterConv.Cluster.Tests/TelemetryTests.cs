@@ -131,9 +131,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     public async Task One_step_reads_as_one_trace_across_worker_and_parameter_server_spans()
     {
         var spec = TestClusters.Spec("telemetry-trace", workers: 2, steps: 2) with { StatsEvery = 1, CheckpointEvery = 0 };
-        var (status, _) = await fixture.RunAsync(spec);
-        Assert.Equal(JobPhase.Completed, status.Phase);
-        var spans = fixture.Spans(spec.JobId);
+        var spans = await fixture.RunToSpansAsync(spec);
         foreach (var stepIndex in new long[] { 0, 1 })
         {
             var inStep = spans.Where(s => s.GetTagItem(ClusterTelemetry.Attributes.Step) is long n && n == stepIndex).ToArray();
@@ -161,9 +159,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     {
         // 8 steps: the job checkpoints or snapshots before no step but 4 (half-way), so steps 1-3 and 5-7 are run ahead.
         var spec = TestClusters.Spec("telemetry-run-ahead", workers: 2, steps: 8) with { StatsEvery = 0, LogEvery = 1, CheckpointEvery = 0 };
-        var (status, _) = await fixture.RunAsync(spec);
-        Assert.Equal(JobPhase.Completed, status.Phase);
-        var spans = fixture.Spans(spec.JobId);
+        var spans = await fixture.RunToSpansAsync(spec);
         var steps = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.Step).ToDictionary(s => (long)s.GetTagItem(ClusterTelemetry.Attributes.Step)!);
         Assert.Equal(8, steps.Count);
         var computes = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.WorkerCompute).ToLookup(s => (long)s.GetTagItem(ClusterTelemetry.Attributes.Step)!);
@@ -185,9 +181,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     public async Task Parameter_server_aggregate_spans_carry_the_gradient_norms_of_the_filters_they_hold()
     {
         var spec = TestClusters.Spec("telemetry-ps-norms", workers: 2, steps: 1) with { StatsEvery = 1, CheckpointEvery = 0, PsShards = 3 };
-        var (status, _) = await fixture.RunAsync(spec);
-        Assert.Equal(JobPhase.Completed, status.Phase);
-        var spans = fixture.Spans(spec.JobId);
+        var spans = await fixture.RunToSpansAsync(spec);
         var step = Assert.Single(spans, s => s.OperationName == ClusterTelemetry.Spans.Step);
         var aggregates = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.PsAggregate).ToArray();
         Assert.Equal(3, aggregates.Length);
