@@ -114,8 +114,10 @@ public sealed class JobGrain : Grain, IJobGrain
     private bool cancelRequested;
     private bool handoverRequested;
 
-    // bsp: the steps at which the job checks for silos joined or left (and rebalances) before handing the step out.
-    private const int RebalanceEvery = 10;
+    // bsp: the membership version the job last rebalanced for; a newer one stops the run-ahead so that the workers
+    // can move at the next step boundary (the check reads the silo's own membership view: no call, every step).
+    private readonly IClusterMembershipService membership;
+    private MembershipVersion? rebalancedFor;
 
     // bsp: the last step was handed out with RunAhead (the workers are computing the next one), the last step applied
     // and when (where a step run ahead began), and the span made for that next step.
@@ -142,9 +144,10 @@ public sealed class JobGrain : Grain, IJobGrain
     private const int NormHistory = 20;
     private const int NormHistoryNeeded = 5;
 
-    public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, ILogger<JobGrain> logger)
+    public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, IClusterMembershipService membership, ILogger<JobGrain> logger)
     {
         this.persisted = persisted;
+        this.membership = membership;
         this.dataCache = dataCache;
         this.logger = logger;
     }
@@ -576,7 +579,7 @@ public sealed class JobGrain : Grain, IJobGrain
             }
 
             DelayDeactivation(TimeSpan.FromMinutes(10));
-            if (step % RebalanceEvery == 0)
+            if (MembershipChanged() && !ranAhead)
             {
                 await RebalanceAsync(workers);
             }
@@ -1141,14 +1144,14 @@ public sealed class JobGrain : Grain, IJobGrain
     /// <summary>
     /// Whether the workers may go on to the step after <paramref name="step"/> without waiting for its order: not when
     /// the job does something between the two that needs the shards at exactly that version (a checkpoint, an epoch's
-    /// end, the half-way snapshot, a rebalance check), with backup workers, or when the job is stopping.
+    /// end, the half-way snapshot, silos joined or left since the last rebalance), with backup workers, or when the job is stopping.
     /// </summary>
     private bool CanRunAhead(JobSpec spec, JobPlan plan, long step)
     {
         var next = step + 1;
         return spec.BackupWorkers == 0
             && next < plan.TotalSteps
-            && next % RebalanceEvery != 0
+            && !MembershipChanged()
             && (spec.CheckpointEvery <= 0 || next % spec.CheckpointEvery != 0)
             && plan.BatchOf(step) != plan.StepsPerEpoch - 1
             && !(plan.TotalSteps <= plan.StepsPerEpoch && next == plan.TotalSteps / 2)
@@ -1475,17 +1478,15 @@ public sealed class JobGrain : Grain, IJobGrain
     /// At a step boundary, when the set of active silos changed (one joined or left), moves every worker whose spread
     /// placement now names another silo; each move counts as a rebalance.
     /// </summary>
+    private bool MembershipChanged() => membership.CurrentSnapshot.Version != rebalancedFor;
+
     private async Task RebalanceAsync(IWorkerGrain[] workers)
     {
-        string[] active;
-        try
+        var snapshot = membership.CurrentSnapshot;
+        rebalancedFor = snapshot.Version;
+        var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToString()).OrderBy(s => s, StringComparer.Ordinal).ToArray();
+        if (active.Length == 0)
         {
-            var hosts = await GrainFactory.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
-            active = hosts.Keys.Select(k => k.ToString()).OrderBy(s => s, StringComparer.Ordinal).ToArray();
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            logger.LogDebug(e, "could not list silos");
             return;
         }
 

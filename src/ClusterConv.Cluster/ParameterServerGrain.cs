@@ -643,8 +643,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     /// <param name="scheduleStep">The step the learning-rate schedule is read at: the version in bsp, the worker's round in ssp and async (where every worker's update is a version of its own).</param>
     private RowSums[] Update(float[] gradient, bool withStats, long scheduleStep, float movingScale = 1f)
     {
-        var before = withStats ? (float[])weights.Clone() : null;
         prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
+        // The statistics compare with the weights before this update: in bsp the prior snapshot holds them.
+        var before = withStats && prior is null ? (float[])weights.Clone() : null;
         var lr = schedule!.At(scheduleStep);
         var slots = optimizer!.StateSlotsPerParameter;
         foreach (var s in segments)
@@ -672,7 +673,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         snapshot = null;
         servedChecksum = null;
         SignalVersion();
-        return before is null ? [] : RowStatistics(gradient, before);
+        if (!withStats)
+        {
+            return [];
+        }
+
+        return RowStatistics(gradient, before ?? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(prior.AsSpan()));
     }
 
     /// <summary>
@@ -703,7 +709,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     }
 
     /// <summary>Per-filter sums of squares over the kernel rows this slice holds (rows cut by the slice count partly).</summary>
-    private RowSums[] RowStatistics(float[] gradient, float[] before)
+    private RowSums[] RowStatistics(float[] gradient, ReadOnlySpan<float> before)
     {
         var result = new List<RowSums>();
         foreach (var s in segments.Where(s => s.Kernel))
@@ -713,23 +719,18 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             var w = new double[s.Rows];
             var b = new double[s.Rows];
             var d = new double[s.Rows];
-            // Row by row (no division per element), each row summed in the same order as element by element.
+            // Row by row (no division per element); a row cut by the slice is summed over the part held.
             var end = s.Start + s.Length;
             for (var i = s.Start; i < end;)
             {
                 var row = (i - s.ParameterStart) / rowLength;
                 var rowEnd = Math.Min(end, s.ParameterStart + ((row + 1) * rowLength));
-                double gs = g[row], ws = w[row], bs = b[row], ds = d[row];
-                for (; i < rowEnd; i++)
-                {
-                    gs += (double)gradient[i] * gradient[i];
-                    ws += (double)weights[i] * weights[i];
-                    bs += (double)before[i] * before[i];
-                    var delta = (double)weights[i] - before[i];
-                    ds += delta * delta;
-                }
-
-                (g[row], w[row], b[row], d[row]) = (gs, ws, bs, ds);
+                var count = rowEnd - i;
+                g[row] += FilterKernels.SumOfSquares(gradient.AsSpan(i, count));
+                w[row] += FilterKernels.SumOfSquares(weights.AsSpan(i, count));
+                b[row] += FilterKernels.SumOfSquares(before.Slice(i, count));
+                d[row] += FilterKernels.SumOfSquaredDifferences(weights.AsSpan(i, count), before.Slice(i, count));
+                i = rowEnd;
             }
 
             result.Add(new RowSums(s.Parameter, g, w, b, d));

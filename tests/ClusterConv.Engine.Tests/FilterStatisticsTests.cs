@@ -97,6 +97,28 @@ public class FilterKernelsTests
         Assert.Equal(FilterKernels.CountPositiveReference(values), FilterKernels.CountPositive(values));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    [InlineData(9)]
+    [InlineData(1568)]
+    [InlineData(3000)]
+    public void Sums_of_squared_differences_match_the_reference_for_any_length(int length)
+    {
+        var random = new DeterministicRandom((ulong)length + 11);
+        var a = new float[length];
+        var b = new float[length];
+        for (var i = 0; i < length; i++)
+        {
+            a[i] = random.NextFloat() - 0.5f;
+            b[i] = a[i] + ((random.NextFloat() - 0.5f) * 1e-3f);
+        }
+
+        var expected = FilterKernels.SumOfSquaredDifferencesReference(a, b);
+        Assert.Equal(expected, FilterKernels.SumOfSquaredDifferences(a, b), expected * 1e-5);
+        Assert.Throws<ArgumentException>(() => FilterKernels.SumOfSquaredDifferences(a, new float[length + 1]));
+    }
+
     [Fact]
     public void Per_channel_counts_separate_channels_and_add_over_samples()
     {
