@@ -922,8 +922,9 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             var logits = m.Forward(input!, context);
             var loss = SoftmaxCrossEntropy.Compute(logits.Span, labels.AsSpan(0, n), classes, dLogits.AsSpan(0, n * classes), gradientScale);
+            // Backward writes the micro-batch's gradient straight into its leaf (trainable parameters first, model order).
+            m.BindGradients(leaf);
             m.Backward(dLogits.AsSpan(0, n * classes), context);
-            m.CopyGradientsTo(leaf.AsSpan(0, layout.Trainable));
             if (layout.Moving > 0)
             {
                 layout.CopyMovingContribution(m, leaf, n * gradientScale);

@@ -208,6 +208,25 @@ public sealed class Model
         }
     }
 
+    /// <summary>
+    /// From now on Backward writes every trainable parameter's gradient straight into <paramref name="flat"/> (model
+    /// order, from 0: the layout <see cref="CopyGradientsTo"/> writes); null returns them to their own buffers.
+    /// </summary>
+    public void BindGradients(float[]? flat)
+    {
+        if (flat is not null && flat.Length < TrainableParameterCount)
+        {
+            throw new ArgumentException($"gradient vector has {flat.Length} values, the model needs {TrainableParameterCount}", nameof(flat));
+        }
+
+        var offset = 0;
+        foreach (var p in TrainableParameters)
+        {
+            p.BindGradient(flat, offset);
+            offset += p.Length;
+        }
+    }
+
     /// <summary>Copies every trainable parameter's gradient (model order) into one flat vector.</summary>
     public void CopyGradientsTo(Span<float> destination)
     {

@@ -14,7 +14,8 @@ public sealed class Parameter
         }
 
         Value = new float[length];
-        Gradient = new float[length];
+        ownGradient = new float[length];
+        gradientStorage = ownGradient;
         Trainable = trainable;
     }
 
@@ -26,8 +27,37 @@ public sealed class Parameter
 
     public float[] Value { get; }
 
-    /// <summary>Written (not accumulated) by the owning layer's Backward. Unused when not trainable.</summary>
-    public float[] Gradient { get; }
+    /// <summary>
+    /// Written (not accumulated) by the owning layer's Backward. Unused when not trainable. Its own buffer, or a run of
+    /// a caller's flat vector after <see cref="BindGradient"/>.
+    /// </summary>
+    public Span<float> Gradient => gradientStorage.AsSpan(gradientOffset, Value.Length);
+
+    private readonly float[] ownGradient;
+    private float[] gradientStorage;
+    private int gradientOffset;
+
+    /// <summary>
+    /// Backward writes this gradient into storage[offset .. offset + Length) from now on (a worker's flat per-micro-batch
+    /// vector: no copy afterwards); null returns it to the parameter's own buffer.
+    /// </summary>
+    public void BindGradient(float[]? storage, int offset = 0)
+    {
+        if (storage is null)
+        {
+            gradientStorage = ownGradient;
+            gradientOffset = 0;
+            return;
+        }
+
+        if (offset < 0 || offset > storage.Length - Value.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), $"parameter {Name} needs {Value.Length} values at {offset}; the storage has {storage.Length}");
+        }
+
+        gradientStorage = storage;
+        gradientOffset = offset;
+    }
 
     /// <summary>False for BatchNormalization's moving statistics: updated in forward, never by an optimizer.</summary>
     public bool Trainable { get; }

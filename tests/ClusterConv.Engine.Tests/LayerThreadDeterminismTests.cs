@@ -48,7 +48,7 @@ public class LayerThreadDeterminismTests
             var (output, dInput) = LayerHarness.Run(layer, input, context);
             var all = output.Span.ToArray()
                 .Concat(dInput.Span.ToArray())
-                .Concat(layer.Parameters.SelectMany(p => p.Value.Concat(p.Gradient)))
+                .Concat(layer.Parameters.SelectMany(p => p.Value.Concat(p.Gradient.ToArray())))
                 .Select(BitConverter.SingleToInt32Bits)
                 .ToArray();
             if (reference is null)

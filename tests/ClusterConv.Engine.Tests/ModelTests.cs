@@ -56,6 +56,36 @@ public class ModelTests
         Assert.Equal(g1, g3);
     }
 
+    [Fact]
+    public void Gradients_bound_to_a_flat_vector_are_written_there_as_copied_and_unbound_again()
+    {
+        var (_, copied) = OneStep(2);
+        using var pool = new ComputePool(2);
+        var model = new Model(SmallCnn(Activation.Relu));
+        model.Initialize(42);
+        var input = RandomInput(9, model.InputShape, 5);
+        var context = new StepContext(true, pool, 42);
+        var dLogits = model.Forward(input, context).Span.ToArray();
+
+        // Room after the gradients (a worker's leaf also holds moving statistics there): left alone.
+        var flat = new float[model.TrainableParameterCount + 3];
+        flat.AsSpan(model.TrainableParameterCount).Fill(7f);
+        model.BindGradients(flat);
+        model.Backward(dLogits, context);
+        Assert.Equal(copied, flat[..model.TrainableParameterCount]);
+        Assert.All(flat[model.TrainableParameterCount..], v => Assert.Equal(7f, v));
+
+        // Unbound, backward writes the parameters' own buffers and leaves the flat vector as it was.
+        model.BindGradients(null);
+        flat.AsSpan().Clear();
+        model.Backward(dLogits, context);
+        Assert.All(flat, v => Assert.Equal(0f, v));
+        var own = new float[model.TrainableParameterCount];
+        model.CopyGradientsTo(own);
+        Assert.Equal(copied, own);
+        Assert.Throws<ArgumentException>(() => model.BindGradients(new float[model.TrainableParameterCount - 1]));
+    }
+
     [Theory]
     [InlineData(20)] // pooled widths 9 (8-wide steps, the last overlapping) and 3 (scalar)
     [InlineData(14)] // 6 (4-wide steps) and 2

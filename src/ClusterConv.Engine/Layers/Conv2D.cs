@@ -269,7 +269,7 @@ public sealed unsafe class Conv2D : Layer
         {
             foreach (var parameter in parameters)
             {
-                parameter.Gradient.AsSpan().Clear();
+                parameter.Gradient.Clear();
             }
 
             return;
@@ -499,7 +499,7 @@ public sealed unsafe class Conv2D : Layer
     private int ReduceParts() => Math.Clamp(geometry.Crs * geometry.K / 16384, 1, 8);
 
     // dBias (K) <- sum over samples, in sample order, of the per-sample sums
-    private void SumBiasPartials(int n, float[] dBias)
+    private void SumBiasPartials(int n, Span<float> dBias)
     {
         var k = geometry.K;
         var partials = biasPartials.Pointer;

@@ -105,7 +105,7 @@ public sealed unsafe class Dense : Layer
         Gemm.Compute(pool, GemmTranspose.A, units, inputs, n, dPre, units, input.Span, inputs, Kernel.Gradient, inputs);
         if (bias is not null)
         {
-            var dBias = bias.Gradient.AsSpan();
+            var dBias = bias.Gradient;
             dBias.Clear();
             for (var s = 0; s < n; s++)
             {

@@ -205,14 +205,14 @@ public sealed class Conv2DTests
     public void An_empty_batch_gives_zero_gradients()
     {
         var layer = Build(new Conv2DSpec("conv", 4, 3, 3, UseBias: true), new SampleShape(2, 6, 6), seed: 1);
-        layer.Parameters[0].Gradient.AsSpan().Fill(5f);
-        layer.Parameters[1].Gradient.AsSpan().Fill(5f);
+        layer.Parameters[0].Gradient.Fill(5f);
+        layer.Parameters[1].Gradient.Fill(5f);
         var input = new Tensor(0, layer.InputShape);
         var output = new Tensor(0, layer.OutputShape);
         var context = new StepContext(true, ComputePool.Serial);
         layer.Forward(output, input, context);
         layer.Backward(new Tensor(0, layer.InputShape), new Tensor(0, layer.OutputShape), input, output, context);
-        Assert.All(layer.Parameters, p => Assert.All(p.Gradient, v => Assert.Equal(0f, v)));
+        Assert.All(layer.Parameters, p => Assert.All(p.Gradient.ToArray(), v => Assert.Equal(0f, v)));
     }
 
     [Fact]
@@ -247,8 +247,8 @@ public sealed class Conv2DTests
         dInput.Span.Fill(42f);
         layer.Backward(dInput, dOutput, input, output, context);
         Assert.All(dInput.Data, v => Assert.Equal(42f, v));
-        Assert.Equal(full[2], layer.Parameters[0].Gradient);
-        Assert.Equal(full[3], layer.Parameters[1].Gradient);
+        Assert.Equal(full[2], layer.Parameters[0].Gradient.ToArray());
+        Assert.Equal(full[3], layer.Parameters[1].Gradient.ToArray());
     }
 
     private static Conv2D Build(Conv2DSpec spec, SampleShape input, int seed)
