@@ -137,7 +137,10 @@ public sealed record StepReport(
     [property: Id(11)] bool WeightsMismatch = false,
     [property: Id(12)] double GradientNorm = double.NaN);
 
-/// <summary>A run of one reduction-tree node's gradient, for one parameter-server shard: floats [Offset, Offset + n) of the shard's slice as little-endian bytes (or fp16/bf16 halves).</summary>
+/// <summary>
+/// A run of one reduction-tree node's gradient, for one parameter-server shard: floats [Offset, Offset + n) of the shard's
+/// slice as little-endian bytes (or fp16/bf16 halves). Inside a silo the bytes are the worker's own buffer (see <see cref="FloatBytes"/>).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.GradientChunk")]
 public sealed record GradientChunk(
     [property: Id(0)] long Step,
@@ -146,7 +149,7 @@ public sealed record GradientChunk(
     [property: Id(3)] int Offset,
     [property: Id(4)] int Count,
     [property: Id(5)] GradientCompression Encoding,
-    [property: Id(6)] byte[] Bytes,
+    [property: Id(6)] ReadOnlyMemory<byte> Bytes,
     [property: Id(7)] int Samples,
     [property: Id(8)] bool WithStats = false,
     [property: Id(9)] int GlobalSamples = 0,

@@ -207,11 +207,11 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         var destination = node.Values.AsSpan(chunk.Offset, chunk.Count);
         if (chunk.Encoding == GradientCompression.None)
         {
-            WireFormat.FromBytes(chunk.Bytes, destination);
+            WireFormat.FromBytes(chunk.Bytes.Span, destination);
         }
         else
         {
-            WireFormat.Decompress(chunk.Bytes, destination, chunk.Encoding);
+            WireFormat.Decompress(chunk.Bytes.Span, destination, chunk.Encoding);
         }
 
         ClusterTelemetry.NetworkReceived.Add(chunk.Bytes.Length, NetworkTags(spec));

@@ -96,3 +96,44 @@ public static class WireFormat
         }
     }
 }
+
+/// <summary>
+/// The bytes of a float[] as memory, without a copy (little-endian float32, the wire format): a gradient pushed inside
+/// a silo is passed as this very array; Orleans writes its bytes only when the message leaves the silo.
+/// </summary>
+public sealed unsafe class FloatBytes : System.Buffers.MemoryManager<byte>
+{
+    private readonly float[] values;
+
+    public FloatBytes(float[] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("the wire format is little-endian float32");
+        }
+
+        this.values = values;
+    }
+
+    public float[] Values => values;
+
+    /// <summary>Floats [offset, offset + count) of the array as bytes.</summary>
+    public ReadOnlyMemory<byte> Slice(int offset, int count) => Memory.Slice(offset * sizeof(float), count * sizeof(float));
+
+    public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(values.AsSpan());
+
+    public override System.Buffers.MemoryHandle Pin(int elementIndex = 0)
+    {
+        var handle = GCHandle.Alloc(values, GCHandleType.Pinned);
+        return new System.Buffers.MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle, this);
+    }
+
+    public override void Unpin()
+    {
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+    }
+}

@@ -40,7 +40,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private Dictionary<TreeNode, float[]> leaves = [];
     private Dictionary<(TreeNode, int), float[]> residuals = [];
     private Dictionary<TreeNode, float[]> sums = [];
-    private Dictionary<(TreeNode, int, int), byte[]> wire = [];
+    private Dictionary<float[], FloatBytes> wire = new(ReferenceEqualityComparer.Instance);
     private Tensor? input;
     private int[] labels = [];
     private float[] dLogits = [];
@@ -791,7 +791,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         weightsVersion = -1;
         residuals = [];
         sums = [];
-        wire = [];
+        wire = new(ReferenceEqualityComparer.Instance);
         var largest = plan.MicroSizes.Max();
         input = new Tensor(largest, model.InputShape);
         labels = new int[largest];
@@ -985,18 +985,18 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     }
 
     /// <summary>
-    /// A reusable send buffer per (node, shard, chunk). Safe to refill next step: a push completes only after the
-    /// shard has copied the chunk (inside one silo the array itself is passed), and a bsp step starts only after every
-    /// shard applied the previous one, so an old message can no longer be taken.
+    /// The bytes of a node's sum buffer, pushed without a copy. Safe to overwrite next step: a push completes only after
+    /// the shard has copied the chunk (or its message left the silo), and a bsp step starts only after every shard applied
+    /// the previous one, so an old message can no longer be taken.
     /// </summary>
-    private byte[] WireBuffer(TreeNode node, int shard, int offset, int bytes)
+    private FloatBytes WireView(float[] node)
     {
-        if (!wire.TryGetValue((node, shard, offset), out var buffer) || buffer.Length != bytes)
+        if (!wire.TryGetValue(node, out var view))
         {
-            wire[(node, shard, offset)] = buffer = new byte[bytes];
+            wire[node] = view = new FloatBytes(node);
         }
 
-        return buffer;
+        return view;
     }
 
     /// <summary>Sends every node's slice to its parameter-server shard, chunked; returns the bytes moved and the calls' results to come.</summary>
@@ -1019,8 +1019,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 {
                     foreach (var (offset, count) in WireFormat.Chunks(slice.Count, 4))
                     {
-                        var payload = WireBuffer(node, p, offset, count * 4);
-                        System.Runtime.InteropServices.MemoryMarshal.AsBytes(run.Slice(offset, count)).CopyTo(payload);
+                        var payload = WireView(values).Slice(slice.Start + offset, count);
                         bytes += payload.Length;
                         calls.Add(servers[p].PushAsync(jobSpec, new GradientChunk(step, node.Start, node.End, offset, count, GradientCompression.None, payload, nodeSamples[node], withStats, globalSamples, Index, nonFinite, checksums?[p] ?? 0)));
                     }
