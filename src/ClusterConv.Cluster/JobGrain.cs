@@ -1474,12 +1474,12 @@ public sealed class JobGrain : Grain, IJobGrain
         return all;
     }
 
+    private bool MembershipChanged() => membership.CurrentSnapshot.Version != rebalancedFor;
+
     /// <summary>
     /// At a step boundary, when the set of active silos changed (one joined or left), moves every worker whose spread
     /// placement now names another silo; each move counts as a rebalance.
     /// </summary>
-    private bool MembershipChanged() => membership.CurrentSnapshot.Version != rebalancedFor;
-
     private async Task RebalanceAsync(IWorkerGrain[] workers)
     {
         var snapshot = membership.CurrentSnapshot;
