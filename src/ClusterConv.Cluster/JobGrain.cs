@@ -1467,7 +1467,7 @@ public sealed class JobGrain : Grain, IJobGrain
             for (var c = 0; c < first.Chunks; c++)
             {
                 var chunk = c == 0 ? first : await servers[p].GetWeightsAsync(spec, c, -1);
-                WireFormat.FromBytes(chunk.Bytes, all.AsSpan(slices[p].Start + chunk.Offset, chunk.Bytes.Length / 4));
+                chunk.CopyTo(all.AsSpan(slices[p].Start + chunk.Offset, chunk.Count));
             }
         }
 

@@ -163,9 +163,47 @@ public sealed record GradientChunk(
 [GenerateSerializer, Immutable, Alias("clusterconv.PushResult")]
 public sealed record PushResult([property: Id(0)] bool Taken, [property: Id(1)] int Shard, [property: Id(2)] ApplyReport? Applied, [property: Id(3)] bool Refused = false, [property: Id(4)] bool WeightsMismatch = false);
 
-/// <summary>A run of a shard's weights at a version: floats [Offset, Offset + n) of the slice as little-endian bytes.</summary>
+/// <summary>
+/// A run of a shard's weights at a version: floats [Offset, Offset + n) of the slice as little-endian bytes, in segments
+/// of <see cref="WireFormat.SegmentFloats"/> floats (below the large-object heap's threshold: a shard's copy per version
+/// is then an ordinary young object, not a large one whose allocations start full collections).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.WeightsChunk")]
-public sealed record WeightsChunk([property: Id(0)] long Version, [property: Id(1)] int Offset, [property: Id(2)] int SliceLength, [property: Id(3)] int Chunks, [property: Id(4)] byte[] Bytes);
+public sealed record WeightsChunk([property: Id(0)] long Version, [property: Id(1)] int Offset, [property: Id(2)] int SliceLength, [property: Id(3)] int Chunks, [property: Id(4)] byte[][] Segments)
+{
+    /// <summary>Floats in this chunk.</summary>
+    public int Count => ByteCount / sizeof(float);
+
+    public int ByteCount
+    {
+        get
+        {
+            var bytes = 0;
+            foreach (var segment in Segments)
+            {
+                bytes += segment.Length;
+            }
+
+            return bytes;
+        }
+    }
+
+    /// <summary>The chunk's floats into <paramref name="destination"/> (exactly <see cref="Count"/> long).</summary>
+    public void CopyTo(Span<float> destination)
+    {
+        if (destination.Length != Count)
+        {
+            throw new ArgumentException($"weights chunk of {Count} floats does not fit {destination.Length}", nameof(destination));
+        }
+
+        var at = 0;
+        foreach (var segment in Segments)
+        {
+            WireFormat.FromBytes(segment, destination.Slice(at, segment.Length / sizeof(float)));
+            at += segment.Length / sizeof(float);
+        }
+    }
+}
 
 /// <summary>Job → parameter server: aggregate the contributions of step <see cref="Step"/> and apply them.</summary>
 /// <param name="AllowPartial">bsp with backup workers: missing tree nodes count as zero; the mean is over the samples present.</param>

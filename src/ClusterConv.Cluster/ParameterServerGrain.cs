@@ -65,7 +65,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private ILearningRateSchedule? schedule;
     private Segment[] segments = [];
     private long version;
-    private byte[]? snapshot;
+    private byte[][]? snapshot;
     private ApplyReport? lastApplied;
 
     // This activation continued from a checkpoint of its own accord (not at the job's order) and has not said so yet.
@@ -79,7 +79,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private readonly Queue<(long Round, int Node)> appliedOrder = new();
     private const int AppliedRoundsKept = 4096;
     private readonly Dictionary<TreeNode, float[]> sums = [];
-    private byte[]? prior;
+    private byte[][]? prior;
+
+    // Statistics steps: the weights before the update.
+    private float[]? before;
     private long lastStep = -1;
 
     // Checksum of the current weights (bsp: workers send theirs with each push), and the last step each worker was
@@ -149,16 +152,16 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         // The weights of the version asked for: the current ones, or those of the version before when this shard has
         // already applied the step (a step recomputed after a worker failed must see the weights it started from on
         // every shard, also on shards that applied it before the failure).
-        var (bytesOfVersion, at) = minVersion >= 0 && minVersion == version - 1 && prior is not null ? (prior, version - 1) : (Snapshot(), version);
+        var (ofVersion, at) = minVersion >= 0 && minVersion == version - 1 && prior is not null ? (prior, version - 1) : (Snapshot(), version);
         var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
         var (offset, count) = chunks[chunk];
-        var bytes = chunks.Length == 1 ? bytesOfVersion : bytesOfVersion.AsSpan(offset * 4, count * 4).ToArray();
-        ClusterTelemetry.NetworkSent.Add(bytes.Length, NetworkTags(spec));
-        return new WeightsChunk(at, offset, weights.Length, chunks.Length, bytes);
+        var segments = WireFormat.SegmentsOf(ofVersion, offset, count);
+        ClusterTelemetry.NetworkSent.Add((long)count * sizeof(float), NetworkTags(spec));
+        return new WeightsChunk(at, offset, weights.Length, chunks.Length, segments);
     }
 
     /// <summary>The current weights as bytes, made once per version and shared read-only by every reader.</summary>
-    private byte[] Snapshot() => snapshot ??= WireFormat.ToBytes(weights);
+    private byte[][] Snapshot() => snapshot ??= WireFormat.ToSegments(weights);
 
     public Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk)
     {
@@ -644,8 +647,17 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private RowSums[] Update(float[] gradient, bool withStats, long scheduleStep, float movingScale = 1f)
     {
         prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
-        // The statistics compare with the weights before this update: in bsp the prior snapshot holds them.
-        var before = withStats && prior is null ? (float[])weights.Clone() : null;
+        if (withStats)
+        {
+            // The statistics compare with the weights before this update (one buffer, kept: no large allocation per step).
+            if (before?.Length != weights.Length)
+            {
+                before = new float[weights.Length];
+            }
+
+            weights.CopyTo(before, 0);
+        }
+
         var lr = schedule!.At(scheduleStep);
         var slots = optimizer!.StateSlotsPerParameter;
         foreach (var s in segments)
@@ -678,7 +690,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             return [];
         }
 
-        return RowStatistics(gradient, before ?? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(prior.AsSpan()));
+        return RowStatistics(gradient, before!);
     }
 
     /// <summary>

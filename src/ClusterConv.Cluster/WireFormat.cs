@@ -28,6 +28,39 @@ public static class WireFormat
         }
     }
 
+    /// <summary>Floats per segment of a weights copy: 64 KiB, under the runtime's 85,000-byte large-object threshold.</summary>
+    public const int SegmentFloats = 16_384;
+
+    /// <summary>The values as little-endian bytes in segments of <see cref="SegmentFloats"/> floats (the last one shorter).</summary>
+    public static byte[][] ToSegments(ReadOnlySpan<float> values)
+    {
+        var segments = new byte[(values.Length + SegmentFloats - 1) / SegmentFloats][];
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var start = i * SegmentFloats;
+            segments[i] = ToBytes(values.Slice(start, Math.Min(SegmentFloats, values.Length - start)));
+        }
+
+        return segments;
+    }
+
+    /// <summary>
+    /// The segments of <see cref="ToSegments"/> that hold floats [offset, offset + count): a chunk of <see cref="Chunks"/>
+    /// (its size a multiple of <see cref="SegmentFloats"/>) starts and ends on segment boundaries.
+    /// </summary>
+    public static byte[][] SegmentsOf(byte[][] segments, int offset, int count)
+    {
+        ArgumentNullException.ThrowIfNull(segments);
+        if (offset % SegmentFloats != 0)
+        {
+            throw new ArgumentException($"offset {offset} is not on a segment boundary", nameof(offset));
+        }
+
+        var first = offset / SegmentFloats;
+        var end = Math.Min(segments.Length, (offset + count + SegmentFloats - 1) / SegmentFloats);
+        return first == 0 && end == segments.Length ? segments : segments[first..end];
+    }
+
     public static byte[] ToBytes(ReadOnlySpan<float> values)
     {
         EnsureLittleEndian();

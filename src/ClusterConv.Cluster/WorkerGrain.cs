@@ -859,8 +859,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     mixed = true;
                 }
 
-                WireFormat.FromBytes(chunk.Bytes, destination.AsSpan(slice.Start + chunk.Offset, chunk.Bytes.Length / 4));
-                bytes += chunk.Bytes.Length;
+                chunk.CopyTo(destination.AsSpan(slice.Start + chunk.Offset, chunk.Count));
+                bytes += chunk.ByteCount;
             }
         }
 

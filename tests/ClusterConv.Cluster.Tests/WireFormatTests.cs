@@ -27,4 +27,28 @@ public sealed class WireFormatTests
         WireFormat.FromBytes(copy.Bytes.Span[..4], values.AsSpan(0, 1));
         Assert.Equal(1234f, values[0]);
     }
+
+    [Fact]
+    public void Weights_travel_in_small_segments_that_chunks_cut_on_their_boundaries()
+    {
+        // A slice of two 4 MiB chunks and a bit: 1,048,576 floats per chunk, 64 segments each.
+        var weights = Enumerable.Range(0, 1_048_576 + 20_000).Select(i => i * 0.5f).ToArray();
+        var segments = WireFormat.ToSegments(weights);
+        Assert.All(segments, s => Assert.True(s.Length < 85_000, $"a {s.Length}-byte segment would be a large object"));
+        Assert.Equal(weights.Length * 4, segments.Sum(s => s.Length));
+
+        var received = new float[weights.Length];
+        var chunks = WireFormat.Chunks(weights.Length, 4).ToArray();
+        Assert.Equal(2, chunks.Length);
+        foreach (var (offset, count) in chunks)
+        {
+            var chunk = new WeightsChunk(7, offset, weights.Length, chunks.Length, WireFormat.SegmentsOf(segments, offset, count));
+            Assert.Equal(count, chunk.Count);
+            chunk.CopyTo(received.AsSpan(offset, count));
+        }
+
+        Assert.Equal(weights, received);
+        Assert.Throws<ArgumentException>(() => WireFormat.SegmentsOf(segments, 100, 10));
+        Assert.Throws<ArgumentException>(() => new WeightsChunk(7, 0, 10, 1, WireFormat.ToSegments(new float[10])).CopyTo(new float[9]));
+    }
 }
