@@ -153,8 +153,6 @@ public sealed unsafe class FloatBytes : System.Buffers.MemoryManager<byte>
         this.values = values;
     }
 
-    public float[] Values => values;
-
     /// <summary>Floats [offset, offset + count) of the array as bytes.</summary>
     public ReadOnlyMemory<byte> Slice(int offset, int count) => Memory.Slice(offset * sizeof(float), count * sizeof(float));
 
