@@ -275,14 +275,22 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
     [Fact]
     public async Task A_killed_silo_shows_as_a_restart_a_restored_checkpoint_and_a_rebalance()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        // The job's orders past step 10 wait until the survivor's membership has declared the killed silo dead: the job
+        // sees the silo set shrink before it ends, however fast it runs and however slowly the death is detected.
+        var gate = new StepGate("telemetry-kill", holdAfter: 10);
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true, gate: gate);
         try
         {
             // No periodic checkpoints: the shard on the killed silo comes back at version 0, so the job must restore.
             var spec = TestClusters.Spec("telemetry-kill", workers: 2, steps: 40) with { CheckpointEvery = 0, StatsEvery = 0 };
             var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
-            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.KillSiloAsync(cluster.Silos[^1]));
+            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
+            {
+                await cluster.KillSiloAsync(cluster.Silos[^1]);
+                await TestClusters.WaitForActiveSilosAsync(cluster, 1, TimeSpan.FromSeconds(60));
+                gate.Open();
+            });
 
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
@@ -300,6 +308,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
         }
         finally
         {
+            gate.Open();
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }

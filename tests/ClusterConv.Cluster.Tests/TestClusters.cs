@@ -108,6 +108,32 @@ public static class TestClusters
         }
     }
 
+    /// <summary>Waits until the cluster's membership lists exactly <paramref name="count"/> active silos (a killed one declared dead).</summary>
+    public static async Task WaitForActiveSilosAsync(InProcessTestCluster cluster, int count, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        var seen = -1;
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                seen = (await cluster.Client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count;
+                if (seen == count)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The management grain may have lived on the killed silo: asked again once it is declared dead.
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"the cluster still lists {seen} active silos, not {count}, after {timeout}");
+    }
+
     public static void Delete(string directory)
     {
         try
