@@ -78,6 +78,8 @@ public sealed class FaultTests
             var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
             {
                 await cluster.StartAdditionalSiloAsync();
+                // The job rebalances when its silo's membership view changes: open once the cluster lists the new silo.
+                await TestClusters.WaitForActiveSilosAsync(cluster, 3, TimeSpan.FromSeconds(60));
                 gate.Open();
             });
 
