@@ -108,30 +108,33 @@ public static class TestClusters
         }
     }
 
-    /// <summary>Waits until the cluster's membership lists exactly <paramref name="count"/> active silos (a killed one declared dead).</summary>
+    /// <summary>
+    /// Waits until every running silo's own membership view (the one a job grain reads) lists exactly
+    /// <paramref name="count"/> active silos: a killed one declared dead, a new one joined.
+    /// </summary>
     public static async Task WaitForActiveSilosAsync(InProcessTestCluster cluster, int count, TimeSpan timeout)
     {
-        var clock = Stopwatch.StartNew();
-        var seen = -1;
-        while (clock.Elapsed < timeout)
+        using var stop = new CancellationTokenSource(timeout);
+        foreach (var silo in cluster.Silos.Where(s => s.IsActive))
         {
-            try
+            var membership = silo.ServiceProvider.GetRequiredService<IClusterMembershipService>();
+            // The updates start with the latest snapshot; cancelled (the timeout), they simply end.
+            var seen = -1;
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(stop.Token))
             {
-                seen = (await cluster.Client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count;
-                if (seen == count)
+                if ((seen = Active(snapshot)) == count)
                 {
-                    return;
+                    break;
                 }
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // The management grain may have lived on the killed silo: asked again once it is declared dead.
-            }
 
-            await Task.Delay(100);
+            if (seen != count)
+            {
+                throw new TimeoutException($"silo {silo.Name} still lists {seen} active silos, not {count}, after {timeout}");
+            }
         }
 
-        throw new TimeoutException($"the cluster still lists {seen} active silos, not {count}, after {timeout}");
+        static int Active(ClusterMembershipSnapshot snapshot) => snapshot.Members.Values.Count(m => m.Status == SiloStatus.Active);
     }
 
     public static void Delete(string directory)
