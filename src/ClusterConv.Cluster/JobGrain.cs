@@ -820,6 +820,37 @@ public sealed class JobGrain : Grain, IJobGrain
                 known[i] = Math.Max(known[i], progress[i].Rounds);
             }
 
+            if (progress.Sum(p => p.ShardRestores) > 0)
+            {
+                // A shard lost its state (its silo died) and came back from its checkpoint or the start, behind the
+                // others: every shard and every worker go back to where this run started, so the weights stay one model.
+                await RestartFreeAsync(spec, plan, workers, servers, first, known);
+                roundNorms.Clear();
+                windowLoss = 0;
+                windowCorrect = windowSamples = 0;
+                lossSum = 0;
+                correct = seen = 0;
+                continue;
+            }
+
+            for (var i = 0; i < progress.Length; i++)
+            {
+                if (!progress[i].Running && progress[i].Error is null && known[i] < plan.TotalSteps && !cancelRequested)
+                {
+                    // A worker whose silo died has no run in its new activation: it goes on from its last reported round
+                    // (a round it pushed before is not applied twice: the shards remember the rounds they took).
+                    logger.LogWarning("job {Job}: worker {Worker} lost its run at round {Round}; restarting it", spec.JobId, i, known[i]);
+                    State.StepsRecomputed++;
+                    jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.WorkerLost, tags: new ActivityTagsCollection
+                    {
+                        [ClusterTelemetry.Attributes.Worker] = i,
+                        [ClusterTelemetry.Attributes.Step] = known[i],
+                    }));
+                    var index = i;
+                    await Retry(() => workers[index].StartRunAsync(new RunOrder(spec, index, Math.Max(known[index], first), plan.TotalSteps)));
+                }
+            }
+
             // Gradient norms by round, compared across workers once every worker has done the round.
             for (var w = 0; w < progress.Length; w++)
             {
@@ -943,6 +974,28 @@ public sealed class JobGrain : Grain, IJobGrain
 
         trainClock.Stop();
         _ = servers;
+    }
+
+    /// <summary>
+    /// ssp and async: a shard came back behind the others. The workers stop, every shard goes back to the state this
+    /// run started from (<paramref name="first"/>: the start, or the checkpoint a resumed job continued from) and the
+    /// workers start again from there. Counted as a restart; the rounds done since are computed again.
+    /// </summary>
+    private async Task RestartFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, long[] known)
+    {
+        logger.LogWarning("job {Job}: a parameter-server shard lost its state; every shard and worker goes back to round {Round}", spec.JobId, first);
+        await Task.WhenAll(workers.Select(w => Retry(() => w.StopAsync())));
+        await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, first))));
+        State.Restarts++;
+        State.StepsRecomputed += Math.Max(0, known.Min() - first);
+        ClusterTelemetry.JobRestarts.Add(1, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
+        jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection
+        {
+            [ClusterTelemetry.Attributes.Checkpoint] = first,
+            [ClusterTelemetry.Attributes.Step] = known.Min(),
+        }));
+        Array.Fill(known, first);
+        await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
     }
 
     /// <summary>Counts and reports each refused worker of a bsp step; past --max-nonfinite-refusals the job stops as diverged.</summary>

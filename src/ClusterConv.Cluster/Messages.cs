@@ -437,7 +437,8 @@ public sealed record RoundNorm([property: Id(0)] long Round, [property: Id(1)] d
 
 /// <summary>
 /// What an ssp/async worker did since the job last asked: rounds done, an error, bytes, loss and accuracy sums, the
-/// rounds the parameter servers refused, and the gradient norm of each round they took.
+/// rounds the parameter servers refused, and the gradient norm of each round they took; whether its run is going
+/// (a worker reactivated after its silo died has none), and how many shards said they lost their state since.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.RunProgress")]
 public sealed record RunProgress(
@@ -448,4 +449,6 @@ public sealed record RunProgress(
     [property: Id(4)] int Correct,
     [property: Id(5)] int Samples,
     [property: Id(6)] long[] Refused,
-    [property: Id(7)] RoundNorm[] Norms);
+    [property: Id(7)] RoundNorm[] Norms,
+    [property: Id(8)] bool Running = false,
+    [property: Id(9)] int ShardRestores = 0);

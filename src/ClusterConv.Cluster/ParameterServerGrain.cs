@@ -238,9 +238,10 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
             }
 
             var rows = Update(node.Values, chunk.WithStats, chunk.Step, node.Samples > 0 ? (float)chunk.GlobalSamples / node.Samples : 0f);
-            if (chunk.WithStats)
+            if (chunk.WithStats || restoredUnreported)
             {
-                // A worker's statistics round: the row sums of this update go back to it.
+                // A statistics round gets the row sums of this update back; the first update after this shard lost its
+                // state says so (the job then rolls every shard back).
                 return Task.FromResult(new PushResult(true, ShardIndex, Report(version, true, 0, rows)));
             }
         }
@@ -583,6 +584,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         version = 0;
         prior = null;
         lastApplied = null;
+
+        // Not asked for by the job: this shard's state was lost and there is no checkpoint; it is back at the start.
+        restoredUnreported = !fresh;
         SignalVersion();
         schedule = CreateSchedule(spec);
     }

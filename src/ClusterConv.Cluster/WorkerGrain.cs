@@ -76,6 +76,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private float[] normBuffer = [];
     private readonly List<long> refusedRounds = [];
     private readonly List<RoundNorm> roundNorms = [];
+    private int shardRestores;
 
     private readonly ILogger<WorkerGrain> logger;
     private readonly string siloName;
@@ -537,7 +538,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
     public Task<RunProgress> GetRunProgressAsync()
     {
-        var progress = new RunProgress(roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray(), roundNorms.ToArray());
+        var progress = new RunProgress(roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray(), roundNorms.ToArray(), runLoop is { IsCompleted: false }, shardRestores);
+        shardRestores = 0;
         refusedRounds.Clear();
         roundNorms.Clear();
         runBytes = 0;
@@ -594,6 +596,11 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     {
         stopRequested = true;
         await SettleAheadAsync();
+        if (runLoop is { } loop)
+        {
+            // A run restarted after this call must not find the old one still going (it would be ignored).
+            await loop;
+        }
     }
 
     public void Dispose() => pool?.Dispose();
@@ -632,7 +639,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                         var slowest = long.MaxValue;
                         foreach (var peer in peers)
                         {
-                            slowest = Math.Min(slowest, await peer.PeekRoundsAsync());
+                            slowest = Math.Min(slowest, await PeekAsync(peer));
                         }
 
                         if (peers.Length == 0 || round - slowest <= order.Spec.Staleness)
@@ -650,7 +657,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     }
                 }
 
-                var (version, fetched) = await FetchWeightsAsync(weights, -1);
+                var (version, fetched) = await TransientRetryAsync(() => FetchWeightsAsync(weights, -1), round);
                 if (lastVersion >= 0)
                 {
                     // Updates the other workers applied since this worker's previous pull (its own update excluded).
@@ -675,8 +682,15 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     firedSince[k] += local.Counts.Positive[k];
                 }
 
-                var (pushed, sent) = Push(round, local.Nodes, local.NodeSamples, withStats && finite, samples, !finite, null);
-                var results = await sent;
+                var pushed = 0L;
+                var results = await TransientRetryAsync(() =>
+                {
+                    // Pushed again after a shard's silo died: its new activation takes it; the shards that took it already ignore it.
+                    var (bytes, sent) = Push(round, local.Nodes, local.NodeSamples, withStats && finite, samples, !finite, null);
+                    pushed += bytes;
+                    return sent;
+                }, round);
+                shardRestores += results.Count(r => r.Applied?.Restored == true);
                 var refused = results.Any(r => r.Refused);
                 if (refused)
                 {
@@ -712,6 +726,41 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             runError = e.Message;
             SignalRound();
+        }
+    }
+
+    /// <summary>
+    /// ssp and async: a call to the shards retried while their silo dies and they come back elsewhere (Orleans then
+    /// reactivates them); other failures, and the same failure past a minute, end the run with an error.
+    /// </summary>
+    private async Task<T> TransientRetryAsync<T>(Func<Task<T>> call, long round)
+    {
+        var clock = Stopwatch.StartNew();
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (e is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException && clock.Elapsed < TimeSpan.FromMinutes(1) && !stopRequested)
+            {
+                logger.LogWarning("worker {Worker}: round {Round}: {Error}; retrying", Index, round, e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (attempt + 1))));
+            }
+        }
+    }
+
+    /// <summary>How far a peer got; a peer whose silo just died counts as not holding anyone back (the job restarts it).</summary>
+    private async Task<long> PeekAsync(IWorkerGrain peer)
+    {
+        try
+        {
+            return await peer.PeekRoundsAsync();
+        }
+        catch (Exception e) when (e is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException)
+        {
+            logger.LogDebug(e, "worker {Worker}: a peer did not answer", Index);
+            return long.MaxValue;
         }
     }
 

@@ -1,0 +1,72 @@
+using Orleans.Runtime;
+using Xunit.Abstractions;
+
+namespace ClusterConv.Cluster.Tests;
+
+/// <summary>ssp and async jobs through a silo killed mid-job: the job goes on and counts what it did again.</summary>
+public sealed class FreeModeFaultTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(ConsistencyMode.Ssp)]
+    [InlineData(ConsistencyMode.Async)]
+    public async Task A_free_mode_job_completes_when_a_silo_with_workers_is_killed(ConsistencyMode mode)
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var spec = FreeSpec($"free-kill-{mode}", mode);
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.KillSiloAsync(cluster.Silos[^1]));
+            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
+
+            Assert.True(killed, "the job ended before a silo was killed");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(spec.MaxSteps, status.Step);
+            Assert.True(status.Restarts + status.StepsRecomputed >= 1, "nothing was counted as done again");
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
+    public async Task A_parameter_server_shard_that_lost_its_state_rolls_every_shard_back_in_ssp()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            // Six shards over three silos: one is on a silo other than the first and the job grain's.
+            var spec = FreeSpec("free-kill-ps", ConsistencyMode.Ssp) with { PsShards = 6 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
+            {
+                // The silo of a parameter-server shard that neither holds the job grain nor is the first silo.
+                var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+                var jobSilo = statistics.First(s => s.GrainId.ToString().Contains("job", StringComparison.OrdinalIgnoreCase) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
+                var shardSilos = statistics.Where(s => s.GrainType.Contains(nameof(ParameterServerGrain), StringComparison.Ordinal)).Select(s => s.SiloAddress).ToHashSet();
+                var victim = cluster.Silos.Skip(1).First(s => shardSilos.Contains(s.SiloAddress) && s.SiloAddress != jobSilo);
+                output.WriteLine($"killing {victim.SiloAddress} (shards on {string.Join(", ", shardSilos)}, job on {jobSilo})");
+                await cluster.KillSiloAsync(victim);
+            });
+            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
+
+            Assert.True(killed, "the job ended before a silo was killed");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(spec.MaxSteps, status.Step);
+            Assert.True(status.Restarts >= 1, "the shard's lost state was not counted as a restart");
+            Assert.True(status.StepsRecomputed >= 5, $"the rounds since the start were not counted as done again ({status.StepsRecomputed})");
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    private static JobSpec FreeSpec(string jobId, ConsistencyMode mode) =>
+        TestClusters.Spec(jobId, workers: 4, steps: 300) with { Epochs = 6, Mode = mode, Staleness = mode == ConsistencyMode.Ssp ? 2 : 0, StatsEvery = 0 };
+}
