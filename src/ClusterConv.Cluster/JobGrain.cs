@@ -64,6 +64,12 @@ public sealed class JobState
 
     /// <summary>Workers named by a refusal or a divergence, ascending.</summary>
     [Id(23)] public List<int> DivergentWorkers { get; set; } = [];
+
+    /// <summary>
+    /// ssp and async: each shard's version at the checkpoint of round <see cref="LastCheckpointStep"/> (a version there
+    /// counts every worker's updates); empty in bsp, where it is the step itself.
+    /// </summary>
+    [Id(24)] public long[] LastCheckpointVersions { get; set; } = [];
 }
 
 /// <summary>The job stopped on non-finite gradients past --max-nonfinite-refusals.</summary>
@@ -222,6 +228,7 @@ public sealed class JobGrain : Grain, IJobGrain
             Spec = spec,
             Phase = JobPhase.Running,
             LastCheckpointStep = resume ? previous.LastCheckpointStep : 0,
+            LastCheckpointVersions = resume ? previous.LastCheckpointVersions : [],
             Restarts = resume ? previous.Restarts : 0,
             NonFiniteRefusals = resume ? previous.NonFiniteRefusals : 0,
             StepsSkipped = resume ? previous.StepsSkipped : 0,
@@ -519,7 +526,7 @@ public sealed class JobGrain : Grain, IJobGrain
             // (In ssp and async a shard's version counts every worker's updates, not steps: the workers' rounds say it.)
             var shardSteps = spec.Mode == ConsistencyMode.Bsp ? reached.Max(r => r.Version) : 0;
             State.StepsRecomputed += Math.Max(0, Math.Max(Math.Max(State.Step, shardSteps), computed.Max()) - step);
-            await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, step))));
+            await Task.WhenAll(servers.Select((s, p) => Retry(() => s.RollbackAsync(spec, CheckpointVersion(spec, p)))));
             jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection { [ClusterTelemetry.Attributes.Checkpoint] = step }));
         }
 
@@ -787,8 +794,15 @@ public sealed class JobGrain : Grain, IJobGrain
         if (step > State.LastCheckpointStep && (spec.Mode == ConsistencyMode.Bsp || step == plan.TotalSteps))
         {
             // The final weights stay readable (and resumable) even if a shard is reactivated later.
-            var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0, -1));
-            await CheckpointAsync(spec, servers, final.Version);
+            if (spec.Mode == ConsistencyMode.Bsp)
+            {
+                var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0, -1));
+                await CheckpointAsync(spec, servers, final.Version);
+            }
+            else
+            {
+                await CheckpointFreeAsync(spec, servers, step);
+            }
         }
 
         medianStepSeconds = Median.Of(stepSeconds);
@@ -799,8 +813,12 @@ public sealed class JobGrain : Grain, IJobGrain
     /// <summary>ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete.</summary>
     private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, FreeStatistics statistics)
     {
+        // The workers run from one checkpoint round to the next (every --checkpoint-every rounds); the job saves the
+        // shards there, when none is running, so a shard that loses its state takes every shard back to the same point.
+        long SegmentEnd(long from) => spec.CheckpointEvery > 0 ? Math.Min(plan.TotalSteps, ((from / spec.CheckpointEvery) + 1) * spec.CheckpointEvery) : plan.TotalSteps;
+        var segmentEnd = SegmentEnd(first);
         trainClock.Start();
-        await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
+        await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, segmentEnd)))));
         var evaluatedEpochs = plan.EpochOf(first);
         var lastLogged = -1L;
         double windowLoss = 0;
@@ -824,7 +842,9 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 // A shard lost its state (its silo died) and came back from its checkpoint or the start, behind the
                 // others: every shard and every worker go back to where this run started, so the weights stay one model.
-                await RestartFreeAsync(spec, plan, workers, servers, first, known);
+                var from = await RestartFreeAsync(spec, workers, servers, known);
+                segmentEnd = SegmentEnd(from);
+                await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, from, segmentEnd)))));
                 roundNorms.Clear();
                 windowLoss = 0;
                 windowCorrect = windowSamples = 0;
@@ -835,7 +855,7 @@ public sealed class JobGrain : Grain, IJobGrain
 
             for (var i = 0; i < progress.Length; i++)
             {
-                if (!progress[i].Running && progress[i].Error is null && known[i] < plan.TotalSteps && !cancelRequested)
+                if (!progress[i].Running && progress[i].Error is null && known[i] < segmentEnd && !cancelRequested)
                 {
                     // A worker whose silo died has no run in its new activation: it goes on from its last reported round
                     // (a round it pushed before is not applied twice: the shards remember the rounds they took).
@@ -847,7 +867,7 @@ public sealed class JobGrain : Grain, IJobGrain
                         [ClusterTelemetry.Attributes.Step] = known[i],
                     }));
                     var index = i;
-                    await Retry(() => workers[index].StartRunAsync(new RunOrder(spec, index, Math.Max(known[index], first), plan.TotalSteps)));
+                    await Retry(() => workers[index].StartRunAsync(new RunOrder(spec, index, Math.Max(known[index], State.LastCheckpointStep), segmentEnd)));
                 }
             }
 
@@ -970,32 +990,66 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 break;
             }
+
+            if (slowest >= segmentEnd)
+            {
+                // Every worker's rounds up to here are applied (a round counts once its pushes are answered): save.
+                trainClock.Stop();
+                await CheckpointFreeAsync(spec, servers, segmentEnd);
+                trainClock.Start();
+                var from = segmentEnd;
+                segmentEnd = SegmentEnd(from);
+                await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, from, segmentEnd)))));
+            }
         }
 
         trainClock.Stop();
-        _ = servers;
+    }
+
+    /// <summary>The version shard <paramref name="shard"/> holds at the job's last checkpoint.</summary>
+    private long CheckpointVersion(JobSpec spec, int shard) =>
+        spec.Mode != ConsistencyMode.Bsp && State.LastCheckpointVersions.Length == spec.PsShards ? State.LastCheckpointVersions[shard] : State.LastCheckpointStep;
+
+    /// <summary>ssp and async: every shard saved at its version (no worker running), recorded as the checkpoint of <paramref name="round"/>.</summary>
+    private async Task CheckpointFreeAsync(JobSpec spec, IParameterServerGrain[] servers, long round)
+    {
+        var clock = Stopwatch.StartNew();
+        using var span = StartJobChild(ClusterTelemetry.Spans.Checkpoint);
+        span?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId).SetTag(ClusterTelemetry.Attributes.Step, round);
+        var versions = (await Task.WhenAll(servers.Select(s => Retry(() => s.GetWeightsAsync(spec, 0, -1))))).Select(w => w.Version).ToArray();
+        var saved = await Task.WhenAll(servers.Select((s, p) => Retry(() => s.CheckpointAsync(spec, versions[p]))));
+        if (saved.All(s => s))
+        {
+            State.LastCheckpointStep = round;
+            State.LastCheckpointVersions = versions;
+            await WriteStateWithRetryAsync();
+        }
+
+        span?.SetTag(ClusterTelemetry.Attributes.Saved, saved.All(s => s));
+        ClusterTelemetry.CheckpointDuration.Record(clock.Elapsed.TotalSeconds, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
     }
 
     /// <summary>
-    /// ssp and async: a shard came back behind the others. The workers stop, every shard goes back to the state this
-    /// run started from (<paramref name="first"/>: the start, or the checkpoint a resumed job continued from) and the
-    /// workers start again from there. Counted as a restart; the rounds done since are computed again.
+    /// ssp and async: a shard came back behind the others. The workers stop, every shard goes back to the job's last
+    /// checkpoint (the start when there is none) and the round to go on from is returned. Counted as a restart; the
+    /// rounds done since are computed again.
     /// </summary>
-    private async Task RestartFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, long[] known)
+    private async Task<long> RestartFreeAsync(JobSpec spec, IWorkerGrain[] workers, IParameterServerGrain[] servers, long[] known)
     {
-        logger.LogWarning("job {Job}: a parameter-server shard lost its state; every shard and worker goes back to round {Round}", spec.JobId, first);
+        var target = State.LastCheckpointStep;
+        logger.LogWarning("job {Job}: a parameter-server shard lost its state; every shard and worker goes back to the checkpoint of round {Round}", spec.JobId, target);
         await Task.WhenAll(workers.Select(w => Retry(() => w.StopAsync())));
-        await Task.WhenAll(servers.Select(s => Retry(() => s.RollbackAsync(spec, first))));
+        await Task.WhenAll(servers.Select((s, p) => Retry(() => s.RollbackAsync(spec, CheckpointVersion(spec, p)))));
         State.Restarts++;
-        State.StepsRecomputed += Math.Max(0, known.Min() - first);
+        State.StepsRecomputed += Math.Max(0, known.Min() - target);
         ClusterTelemetry.JobRestarts.Add(1, new KeyValuePair<string, object?>(ClusterTelemetry.Tags.Job, spec.JobId));
         jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection
         {
-            [ClusterTelemetry.Attributes.Checkpoint] = first,
+            [ClusterTelemetry.Attributes.Checkpoint] = target,
             [ClusterTelemetry.Attributes.Step] = known.Min(),
         }));
-        Array.Fill(known, first);
-        await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, plan.TotalSteps)))));
+        Array.Fill(known, target);
+        return target;
     }
 
     /// <summary>Counts and reports each refused worker of a bsp step; past --max-nonfinite-refusals the job stops as diverged.</summary>

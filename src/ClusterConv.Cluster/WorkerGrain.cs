@@ -77,6 +77,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private readonly List<long> refusedRounds = [];
     private readonly List<RoundNorm> roundNorms = [];
     private int shardRestores;
+    private RunOrder? runOrder;
 
     private readonly ILogger<WorkerGrain> logger;
     private readonly string siloName;
@@ -525,14 +526,26 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         ArgumentNullException.ThrowIfNull(order);
         await SettleAheadAsync();
         await EnsureAsync(order.Spec);
-        if (runLoop is { IsCompleted: false })
+        if (runLoop is { IsCompleted: false } running)
         {
-            return;
+            if (runOrder is { } current && current.Spec.JobId == order.Spec.JobId && current.FirstRound == order.FirstRound && current.Rounds == order.Rounds)
+            {
+                // The same order again (a retried call): the run it started goes on.
+                return;
+            }
+
+            // The next stretch of rounds (the run before ends at a checkpoint round) or a restart: the old run ends first.
+            stopRequested = true;
+            await running;
         }
 
+        // What a run before did and the job did not take is not this run's (a cancelled job's last rounds, say). The job
+        // starts the next stretch only after every worker reported the last round of the one before, so nothing of it is lost.
+        _ = GetRunProgressAsync();
         stopRequested = false;
         roundsDone = order.FirstRound;
         runError = null;
+        runOrder = order;
         runLoop = RunLoopAsync(order);
     }
 
