@@ -4,8 +4,10 @@ namespace ClusterConv.Integration.Tests;
 
 public sealed class MultiProcessClusterTests
 {
-    [Fact]
-    public async Task A_job_on_three_silo_processes_over_redis_completes_when_one_silo_is_killed()
+    [Theory]
+    [InlineData("bsp")]
+    [InlineData("ssp:2")]
+    public async Task A_job_on_three_silo_processes_over_redis_completes_when_one_silo_is_killed(string mode)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"clusterconv-mp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -38,7 +40,7 @@ public sealed class MultiProcessClusterTests
             var outDir = Path.Combine(directory, "run");
             using var train = ChildProcess.StartClusterConv(
                 ["train", "--cluster", $"redis://127.0.0.1:{redisPort}", "--data", "synthetic", "--epochs", "1", "--max-steps", "60", "--batch-size", "32",
-                 "--workers", "3", "--micro-batches", "3", "--threads", "3", "--checkpoint-every", "10", "--log-every", "2", "--stats-every", "20", "--job-id", "multi-process", "--out", outDir]);
+                 "--workers", "3", "--micro-batches", "3", "--threads", "3", "--checkpoint-every", "10", "--log-every", "2", "--stats-every", "20", "--mode", mode, "--job-id", $"multi-process-{mode.Replace(':', '-')}", "--out", outDir]);
             var metrics = Path.Combine(outDir, "metrics.jsonl");
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (!File.Exists(metrics) || !File.ReadLines(metrics).Any(l => l.Contains("\"type\":\"step\"", StringComparison.Ordinal) && StepOf(l) >= 12))
@@ -53,7 +55,7 @@ public sealed class MultiProcessClusterTests
             Assert.True(train.ExitCode == 0, $"train exited with {train.ExitCode}:\n{train.Output}");
             var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!;
             Assert.Equal(60, summary["steps"]!.GetValue<long>());
-            Assert.Equal("bsp", summary["mode"]!.GetValue<string>());
+            Assert.Equal(mode, summary["mode"]!.GetValue<string>());
             Assert.True(summary["silos"]!.GetValue<int>() >= 2);
             Assert.True(File.Exists(Path.Combine(outDir, "model.ckpt")));
         }
