@@ -32,6 +32,31 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData(ConsistencyMode.Ssp)]
+    [InlineData(ConsistencyMode.Async)]
+    public async Task A_free_mode_job_completes_when_a_silo_stops_gracefully(ConsistencyMode mode)
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var spec = FreeSpec($"free-stop-{mode}", mode) with { PsShards = 6 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, stopped) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 20, () => cluster.StopSiloAsync(cluster.Silos[^1]));
+            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
+
+            Assert.True(stopped, "the job ended before a silo was stopped");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(spec.MaxSteps, status.Step);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
     [Fact]
     public async Task A_parameter_server_shard_that_lost_its_state_rolls_every_shard_back_to_the_last_checkpoint_in_ssp()
     {
