@@ -817,6 +817,12 @@ public sealed class JobGrain : Grain, IJobGrain
         // shards there, when none is running, so a shard that loses its state takes every shard back to the same point.
         long SegmentEnd(long from) => spec.CheckpointEvery > 0 ? Math.Min(plan.TotalSteps, ((from / spec.CheckpointEvery) + 1) * spec.CheckpointEvery) : plan.TotalSteps;
         var segmentEnd = SegmentEnd(first);
+        if (MembershipChanged())
+        {
+            // The silos as they are now: a later change moves workers at a checkpoint round.
+            await RebalanceAsync(workers);
+        }
+
         trainClock.Start();
         await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, first, segmentEnd)))));
         var evaluatedEpochs = plan.EpochOf(first);
@@ -996,6 +1002,12 @@ public sealed class JobGrain : Grain, IJobGrain
                 // Every worker's rounds up to here are applied (a round counts once its pushes are answered): save.
                 trainClock.Stop();
                 await CheckpointFreeAsync(spec, servers, segmentEnd);
+                if (MembershipChanged())
+                {
+                    // No worker runs here: one whose silo placement changed (a silo joined or left) moves now.
+                    await RebalanceAsync(workers);
+                }
+
                 trainClock.Start();
                 var from = segmentEnd;
                 segmentEnd = SegmentEnd(from);

@@ -601,6 +601,12 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
         // Placement (SpreadPlacement) picks the target for the new activation; the model and data are rebuilt there.
         await SettleAheadAsync();
+        if (runLoop is { } loop)
+        {
+            // ssp and async move at a checkpoint round, where the run has done its last round and is ending.
+            await loop;
+        }
+
         MigrateOnIdle();
         return true;
     }

@@ -58,6 +58,35 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_silo_that_joins_mid_ssp_job_receives_workers_at_a_checkpoint_round()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
+        try
+        {
+            var spec = FreeSpec("free-join", ConsistencyMode.Ssp) with { MaxSteps = 800, Epochs = 16 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 10, async () =>
+            {
+                await cluster.StartAdditionalSiloAsync();
+                await TestClusters.WaitForActiveSilosAsync(cluster, 3, TimeSpan.FromSeconds(60));
+            });
+            output.WriteLine($"{status.Phase} at {status.Step}: silos {status.Silos}, rebalances {status.Rebalances}, restarts {status.Restarts}, recomputed {status.StepsRecomputed}");
+
+            Assert.True(joined, "the job ended before a silo joined");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(spec.MaxSteps, status.Step);
+            Assert.True(status.Rebalances > 0, $"no worker moved to the new silo (silos {status.Silos})");
+            Assert.Equal(0, status.Restarts);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_parameter_server_shard_that_lost_its_state_rolls_every_shard_back_to_the_last_checkpoint_in_ssp()
     {
         var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
