@@ -542,9 +542,9 @@ public sealed class JobGrain : Grain, IJobGrain
 
         if (spec.Mode != ConsistencyMode.Bsp)
         {
-            await RunFreeAsync(spec, plan, workers, servers, step, new FreeStatistics(measured, parameterIndex, budget, spec));
-            if (State.Phase == JobPhase.Cancelled)
+            if (!await RunFreeAsync(spec, plan, workers, servers, step, new FreeStatistics(measured, parameterIndex, budget, spec)))
             {
+                // Cancelled, or handed over to the next activation.
                 return;
             }
 
@@ -810,8 +810,11 @@ public sealed class JobGrain : Grain, IJobGrain
         State.Phase = JobPhase.Completed;
     }
 
-    /// <summary>ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete.</summary>
-    private async Task RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, FreeStatistics statistics)
+    /// <summary>
+    /// ssp and async: every worker runs its rounds on its own; the job waits, evaluating as epochs complete and saving
+    /// the shards at checkpoint rounds. False when the job was cancelled or handed over to its next activation.
+    /// </summary>
+    private async Task<bool> RunFreeAsync(JobSpec spec, JobPlan plan, IWorkerGrain[] workers, IParameterServerGrain[] servers, long first, FreeStatistics statistics)
     {
         // The workers run from one checkpoint round to the next (every --checkpoint-every rounds); the job saves the
         // shards there, when none is running, so a shard that loses its state takes every shard back to the same point.
@@ -835,6 +838,19 @@ public sealed class JobGrain : Grain, IJobGrain
         var roundNorms = new SortedDictionary<long, List<(int Worker, double GradientNorm)>>();
         while (true)
         {
+            if (handoverRequested)
+            {
+                // This silo stops: the workers stop, every shard is saved at the round all of them reached, and the
+                // next activation goes on from there (rounds a faster worker did past it are done again).
+                await Task.WhenAll(workers.Select(w => Retry(() => w.StopAsync())));
+                var reached = await Task.WhenAll(workers.Select(w => Retry(() => w.PeekRoundsAsync())));
+                var round = Math.Max(State.LastCheckpointStep, known.Select((k, i) => Math.Max(k, reached[i])).Min());
+                trainClock.Stop();
+                await CheckpointFreeAsync(spec, servers, round);
+                State.HandedOver = State.LastCheckpointStep == round;
+                return false;
+            }
+
             DelayDeactivation(TimeSpan.FromMinutes(10));
 
             // Each worker answers once it has done another round (or after a second): no polling interval.
@@ -977,7 +993,7 @@ public sealed class JobGrain : Grain, IJobGrain
                 await Task.WhenAll(workers.Select(w => w.StopAsync()));
                 trainClock.Stop();
                 State.Phase = JobPhase.Cancelled;
-                return;
+                return false;
             }
 
             var done = slowest >= plan.TotalSteps;
@@ -1016,6 +1032,7 @@ public sealed class JobGrain : Grain, IJobGrain
         }
 
         trainClock.Stop();
+        return true;
     }
 
     /// <summary>The version shard <paramref name="shard"/> holds at the job's last checkpoint.</summary>

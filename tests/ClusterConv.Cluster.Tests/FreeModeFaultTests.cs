@@ -1,9 +1,10 @@
 using Orleans.Runtime;
+using Orleans.TestingHost;
 using Xunit.Abstractions;
 
 namespace ClusterConv.Cluster.Tests;
 
-/// <summary>ssp and async jobs through a silo killed mid-job: the job goes on and counts what it did again.</summary>
+/// <summary>ssp and async jobs through silos killed, stopped and joining mid-job, and resumed: they complete and count what they did again.</summary>
 public sealed class FreeModeFaultTests(ITestOutputHelper output)
 {
     [Theory]
@@ -11,25 +12,8 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
     [InlineData(ConsistencyMode.Async)]
     public async Task A_free_mode_job_completes_when_a_silo_with_workers_is_killed(ConsistencyMode mode)
     {
-        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
-        try
-        {
-            var spec = FreeSpec($"free-kill-{mode}", mode);
-            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
-            await job.StartAsync(spec);
-            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, () => cluster.KillSiloAsync(cluster.Silos[^1]));
-            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
-
-            Assert.True(killed, "the job ended before a silo was killed");
-            Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(spec.MaxSteps, status.Step);
-            Assert.True(status.Restarts + status.StepsRecomputed >= 1, "nothing was counted as done again");
-        }
-        finally
-        {
-            await cluster.DisposeAsync();
-            TestClusters.Delete(directory);
-        }
+        var status = await CompleteThroughAsync(3, FreeSpec($"free-kill-{mode}", mode), atStep: 5, cluster => cluster.KillSiloAsync(cluster.Silos[^1]));
+        Assert.True(status.Restarts + status.StepsRecomputed >= 1, "nothing was counted as done again");
     }
 
     [Theory]
@@ -37,89 +21,57 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
     [InlineData(ConsistencyMode.Async)]
     public async Task A_free_mode_job_completes_when_a_silo_stops_gracefully(ConsistencyMode mode)
     {
-        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
-        try
-        {
-            var spec = FreeSpec($"free-stop-{mode}", mode) with { PsShards = 6 };
-            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
-            await job.StartAsync(spec);
-            var (status, stopped) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 20, () => cluster.StopSiloAsync(cluster.Silos[^1]));
-            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
+        // Six shards: the stopped silo holds some, which hand over their exact state (no restart needed).
+        var status = await CompleteThroughAsync(3, FreeSpec($"free-stop-{mode}", mode) with { PsShards = 6 }, atStep: 20, cluster => cluster.StopSiloAsync(cluster.Silos[^1]));
+        Assert.Equal(0, status.Restarts);
+    }
 
-            Assert.True(stopped, "the job ended before a silo was stopped");
-            Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(spec.MaxSteps, status.Step);
-        }
-        finally
+    [Theory]
+    [InlineData(ConsistencyMode.Ssp)]
+    [InlineData(ConsistencyMode.Async)]
+    public async Task A_free_mode_job_whose_job_grain_silo_stops_gracefully_hands_over_without_a_restart(ConsistencyMode mode)
+    {
+        var spec = FreeSpec($"free-stop-job-{mode}", mode) with { MaxSteps = 600, Epochs = 12 };
+        var status = await CompleteThroughAsync(3, spec, atStep: 20, async cluster =>
         {
-            await cluster.DisposeAsync();
-            TestClusters.Delete(directory);
-        }
+            var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+            var jobSilo = statistics.First(s => s.GrainType.Contains(nameof(JobGrain), StringComparison.Ordinal) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
+            output.WriteLine($"stopping {jobSilo}, the job grain's silo (silo {cluster.Silos.ToList().FindIndex(s => s.SiloAddress == jobSilo)})");
+            await cluster.StopSiloAsync(cluster.Silos.First(s => s.SiloAddress == jobSilo));
+        });
+        Assert.Equal(0, status.Restarts);
+        Assert.True(status.Rebalances >= 1, "the job grain's hand-over was not counted");
     }
 
     [Fact]
     public async Task A_silo_that_joins_mid_ssp_job_receives_workers_at_a_checkpoint_round()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(2, fastFailureDetection: true);
-        try
+        var status = await CompleteThroughAsync(2, FreeSpec("free-join", ConsistencyMode.Ssp) with { MaxSteps = 800, Epochs = 16 }, atStep: 10, async cluster =>
         {
-            var spec = FreeSpec("free-join", ConsistencyMode.Ssp) with { MaxSteps = 800, Epochs = 16 };
-            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
-            await job.StartAsync(spec);
-            var (status, joined) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 10, async () =>
-            {
-                await cluster.StartAdditionalSiloAsync();
-                await TestClusters.WaitForActiveSilosAsync(cluster, 3, TimeSpan.FromSeconds(60));
-            });
-            output.WriteLine($"{status.Phase} at {status.Step}: silos {status.Silos}, rebalances {status.Rebalances}, restarts {status.Restarts}, recomputed {status.StepsRecomputed}");
-
-            Assert.True(joined, "the job ended before a silo joined");
-            Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(spec.MaxSteps, status.Step);
-            Assert.True(status.Rebalances > 0, $"no worker moved to the new silo (silos {status.Silos})");
-            Assert.Equal(0, status.Restarts);
-        }
-        finally
-        {
-            await cluster.DisposeAsync();
-            TestClusters.Delete(directory);
-        }
+            await cluster.StartAdditionalSiloAsync();
+            await TestClusters.WaitForActiveSilosAsync(cluster, 3, TimeSpan.FromSeconds(60));
+        });
+        Assert.True(status.Rebalances > 0, $"no worker moved to the new silo (silos {status.Silos})");
+        Assert.Equal(0, status.Restarts);
     }
 
     [Fact]
     public async Task A_parameter_server_shard_that_lost_its_state_rolls_every_shard_back_to_the_last_checkpoint_in_ssp()
     {
-        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
-        try
+        // Six shards over three silos: one is on a silo other than the first and the job grain's. A checkpoint round
+        // every 40 rounds, the kill past round 100: back to round 80 or later, not to the start.
+        var spec = FreeSpec("free-kill-ps", ConsistencyMode.Ssp) with { PsShards = 6, CheckpointEvery = 40 };
+        var status = await CompleteThroughAsync(3, spec, atStep: 100, async cluster =>
         {
-            // Six shards over three silos: one is on a silo other than the first and the job grain's.
-            // A checkpoint round every 40 rounds, the kill past round 100: back to round 80 or later, not to the start.
-            var spec = FreeSpec("free-kill-ps", ConsistencyMode.Ssp) with { PsShards = 6, CheckpointEvery = 40 };
-            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
-            await job.StartAsync(spec);
-            var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 100, async () =>
-            {
-                // The silo of a parameter-server shard that neither holds the job grain nor is the first silo.
-                var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
-                var jobSilo = statistics.First(s => s.GrainId.ToString().Contains("job", StringComparison.OrdinalIgnoreCase) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
-                var shardSilos = statistics.Where(s => s.GrainType.Contains(nameof(ParameterServerGrain), StringComparison.Ordinal)).Select(s => s.SiloAddress).ToHashSet();
-                var victim = cluster.Silos.Skip(1).First(s => shardSilos.Contains(s.SiloAddress) && s.SiloAddress != jobSilo);
-                output.WriteLine($"killing {victim.SiloAddress} (shards on {string.Join(", ", shardSilos)}, job on {jobSilo})");
-                await cluster.KillSiloAsync(victim);
-            });
-            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
-
-            Assert.True(killed, "the job ended before a silo was killed");
-            Assert.Equal(JobPhase.Completed, status.Phase);
-            Assert.Equal(spec.MaxSteps, status.Step);
-            Assert.True(status.Restarts >= 1, "the shard's lost state was not counted as a restart");
-            Assert.InRange(status.StepsRecomputed, 1, 99);
-        }
-        finally
-        {
-            await cluster.DisposeAsync();
-            TestClusters.Delete(directory);
-        }
+            var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+            var jobSilo = statistics.First(s => s.GrainId.ToString().Contains("job", StringComparison.OrdinalIgnoreCase) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
+            var shardSilos = statistics.Where(s => s.GrainType.Contains(nameof(ParameterServerGrain), StringComparison.Ordinal)).Select(s => s.SiloAddress).ToHashSet();
+            var victim = cluster.Silos.Skip(1).First(s => shardSilos.Contains(s.SiloAddress) && s.SiloAddress != jobSilo);
+            output.WriteLine($"killing {victim.SiloAddress} (shards on {string.Join(", ", shardSilos)}, job on {jobSilo})");
+            await cluster.KillSiloAsync(victim);
+        });
+        Assert.True(status.Restarts >= 1, "the shard's lost state was not counted as a restart");
+        Assert.InRange(status.StepsRecomputed, 1, 99);
     }
 
     [Fact]
@@ -149,6 +101,28 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
             Assert.Equal(1000, resumed.Step);
             // Every round from the checkpoint on is trained once more, none before it: one global batch per round.
             Assert.Equal((1000 - cancelled.LastCheckpointStep) * spec.BatchSize, resumed.TrainSamples);
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    /// <summary>Runs <paramref name="spec"/> on a fresh cluster of <paramref name="silos"/>, doing <paramref name="fault"/> once it reached <paramref name="atStep"/>; it must complete every step.</summary>
+    private async Task<JobStatus> CompleteThroughAsync(int silos, JobSpec spec, long atStep, Func<InProcessTestCluster, Task> fault)
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(silos, fastFailureDetection: true);
+        try
+        {
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, done) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep, () => fault(cluster));
+            output.WriteLine($"{status.Phase} at {status.Step}: silos {status.Silos}, restarts {status.Restarts}, recomputed {status.StepsRecomputed}, rebalances {status.Rebalances}, error {status.Error}");
+            Assert.True(done, "the job ended before the fault");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(spec.MaxSteps, status.Step);
+            return status;
         }
         finally
         {
