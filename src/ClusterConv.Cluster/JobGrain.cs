@@ -863,7 +863,7 @@ public sealed class JobGrain : Grain, IJobGrain
             if (progress.Sum(p => p.ShardRestores) > 0)
             {
                 // A shard lost its state (its silo died) and came back from its checkpoint or the start, behind the
-                // others: every shard and every worker go back to where this run started, so the weights stay one model.
+                // others: every shard and every worker go back to the last checkpoint round, so the weights stay one model.
                 var from = await RestartFreeAsync(spec, workers, servers, known);
                 segmentEnd = SegmentEnd(from);
                 await Task.WhenAll(workers.Select((w, i) => Retry(() => w.StartRunAsync(new RunOrder(spec, i, from, segmentEnd)))));

@@ -541,7 +541,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
         // What a run before did and the job did not take is not this run's (a cancelled job's last rounds, say). The job
         // starts the next stretch only after every worker reported the last round of the one before, so nothing of it is lost.
-        _ = GetRunProgressAsync();
+        TakeProgress();
         stopRequested = false;
         roundsDone = order.FirstRound;
         runError = null;
@@ -549,7 +549,10 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         runLoop = RunLoopAsync(order);
     }
 
-    public Task<RunProgress> GetRunProgressAsync()
+    public Task<RunProgress> GetRunProgressAsync() => Task.FromResult(TakeProgress());
+
+    /// <summary>The run's progress since the last call, the counts then cleared.</summary>
+    private RunProgress TakeProgress()
     {
         var progress = new RunProgress(roundsDone, runError, runBytes, runLossSum, runCorrect, runSamples, refusedRounds.ToArray(), roundNorms.ToArray(), runLoop is { IsCompleted: false }, shardRestores);
         shardRestores = 0;
@@ -559,7 +562,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         runLossSum = 0;
         runCorrect = 0;
         runSamples = 0;
-        return Task.FromResult(progress);
+        return progress;
     }
 
     public async Task<RunProgress> WaitRunProgressAsync(long afterRounds, TimeSpan timeout)
@@ -571,7 +574,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             await Task.WhenAny(done, Task.Delay(timeout - clock.Elapsed));
         }
 
-        return await GetRunProgressAsync();
+        return TakeProgress();
     }
 
     public Task<RoundStatistics[]> TakeRoundStatisticsAsync()

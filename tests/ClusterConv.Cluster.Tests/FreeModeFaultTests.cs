@@ -26,18 +26,22 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
         Assert.Equal(0, status.Restarts);
     }
 
-    [Theory]
-    [InlineData(ConsistencyMode.Ssp)]
-    [InlineData(ConsistencyMode.Async)]
-    public async Task A_free_mode_job_whose_job_grain_silo_stops_gracefully_hands_over_without_a_restart(ConsistencyMode mode)
+    [Fact]
+    public async Task A_free_mode_job_whose_job_grain_silo_stops_gracefully_hands_over_at_once_without_a_restart()
     {
-        var spec = FreeSpec($"free-stop-job-{mode}", mode) with { MaxSteps = 600, Epochs = 12 };
+        var spec = FreeSpec("free-stop-job", ConsistencyMode.Ssp) with { MaxSteps = 1200, Epochs = 24 };
         var status = await CompleteThroughAsync(3, spec, atStep: 20, async cluster =>
         {
             var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
             var jobSilo = statistics.First(s => s.GrainType.Contains(nameof(JobGrain), StringComparison.Ordinal) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
             output.WriteLine($"stopping {jobSilo}, the job grain's silo (silo {cluster.Silos.ToList().FindIndex(s => s.SiloAddress == jobSilo)})");
             await cluster.StopSiloAsync(cluster.Silos.First(s => s.SiloAddress == jobSilo));
+
+            // Handed over, the job goes on elsewhere while the silo stops; a job that ignored the hand-over kept its
+            // silo's shutdown waiting (up to 20 s) and finished there, or was cut off and restarted.
+            var after = await cluster.Client.GetGrain<IJobGrain>(spec.JobId).GetStatusAsync();
+            output.WriteLine($"when the silo had stopped: {after.Phase} at {after.Step}");
+            Assert.Equal(JobPhase.Running, after.Phase);
         });
         Assert.Equal(0, status.Restarts);
         Assert.True(status.Rebalances >= 1, "the job grain's hand-over was not counted");
