@@ -123,6 +123,7 @@ public sealed class JobGrain : Grain, IJobGrain
     // bsp: the membership version the job last rebalanced for; a newer one stops the run-ahead so that the workers
     // can move at the next step boundary (the check reads the silo's own membership view: no call, every step).
     private readonly IClusterMembershipService membership;
+    private readonly ISiloStatusOracle siloStatus;
     private MembershipVersion? rebalancedFor;
 
     // bsp: the last step was handed out with RunAhead (the workers are computing the next one), the last step applied
@@ -150,10 +151,11 @@ public sealed class JobGrain : Grain, IJobGrain
     private const int NormHistory = 20;
     private const int NormHistoryNeeded = 5;
 
-    public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, IClusterMembershipService membership, ILogger<JobGrain> logger)
+    public JobGrain([PersistentState("job", StorageName)] IPersistentState<JobState> persisted, TrainingDataCache dataCache, IClusterMembershipService membership, ISiloStatusOracle siloStatus, ILogger<JobGrain> logger)
     {
         this.persisted = persisted;
         this.membership = membership;
+        this.siloStatus = siloStatus;
         this.dataCache = dataCache;
         this.logger = logger;
     }
@@ -436,6 +438,15 @@ public sealed class JobGrain : Grain, IJobGrain
             // entry with it): the failure is this activation's, not the job's. Marking the job failed here could
             // persist that; the next call continues the job from its checkpoint instead.
             logger.LogWarning("job {Job}: this activation was deactivated ({Reason}) and stops: {Error}", requested.JobId, reason, e.Message);
+            EndEpochSpan();
+            return;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException && e is not TrainingDivergedException && siloStatus.CurrentStatus != SiloStatus.Active)
+        {
+            // This silo is stopping or was killed (inside one process, as in Orleans' test host, a killed silo's grain code
+            // can still run): the failure is the silo's, not the job's. Persisting Failed here could end the job that
+            // its next activation, on a surviving silo, goes on with.
+            logger.LogWarning("job {Job}: its silo is {Status}; this activation stops: {Error}", requested.JobId, siloStatus.CurrentStatus, e.Message);
             EndEpochSpan();
             return;
         }

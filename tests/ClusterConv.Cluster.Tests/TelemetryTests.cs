@@ -292,6 +292,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
                 gate.Open();
             });
 
+            output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
             Assert.True(fixture.Points("clusterconv.job.restarts", spec.JobId).Sum(p => p.Point.GetSumLong()) >= 1);
