@@ -32,8 +32,7 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
         var spec = FreeSpec("free-stop-job", ConsistencyMode.Ssp) with { MaxSteps = 1200, Epochs = 24 };
         var status = await CompleteThroughAsync(3, spec, atStep: 20, async cluster =>
         {
-            var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
-            var jobSilo = statistics.First(s => s.GrainType.Contains(nameof(JobGrain), StringComparison.Ordinal) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
+            var jobSilo = (await SilosOfAsync<JobGrain>(cluster, spec.JobId)).Single();
             output.WriteLine($"stopping {jobSilo}, the job grain's silo (silo {cluster.Silos.ToList().FindIndex(s => s.SiloAddress == jobSilo)})");
             await cluster.StopSiloAsync(cluster.Silos.First(s => s.SiloAddress == jobSilo));
 
@@ -67,9 +66,8 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
         var spec = FreeSpec("free-kill-ps", ConsistencyMode.Ssp) with { PsShards = 6, CheckpointEvery = 40 };
         var status = await CompleteThroughAsync(3, spec, atStep: 100, async cluster =>
         {
-            var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
-            var jobSilo = statistics.First(s => s.GrainId.ToString().Contains("job", StringComparison.OrdinalIgnoreCase) && s.GrainId.ToString().Contains(spec.JobId, StringComparison.Ordinal)).SiloAddress;
-            var shardSilos = statistics.Where(s => s.GrainType.Contains(nameof(ParameterServerGrain), StringComparison.Ordinal)).Select(s => s.SiloAddress).ToHashSet();
+            var jobSilo = (await SilosOfAsync<JobGrain>(cluster, spec.JobId)).Single();
+            var shardSilos = await SilosOfAsync<ParameterServerGrain>(cluster, spec.JobId);
             var victim = cluster.Silos.Skip(1).First(s => shardSilos.Contains(s.SiloAddress) && s.SiloAddress != jobSilo);
             output.WriteLine($"killing {victim.SiloAddress} (shards on {string.Join(", ", shardSilos)}, job on {jobSilo})");
             await cluster.KillSiloAsync(victim);
@@ -133,6 +131,16 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
             await cluster.DisposeAsync();
             TestClusters.Delete(directory);
         }
+    }
+
+    /// <summary>The silos holding activations of <typeparamref name="TGrain"/> for job <paramref name="jobId"/>.</summary>
+    private static async Task<HashSet<SiloAddress>> SilosOfAsync<TGrain>(InProcessTestCluster cluster, string jobId)
+    {
+        var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+        return statistics
+            .Where(s => s.GrainType.Contains(typeof(TGrain).Name, StringComparison.Ordinal) && s.GrainId.ToString().Contains(jobId, StringComparison.Ordinal))
+            .Select(s => s.SiloAddress)
+            .ToHashSet();
     }
 
     private static JobSpec FreeSpec(string jobId, ConsistencyMode mode) =>
