@@ -764,7 +764,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             {
                 return await call();
             }
-            catch (Exception e) when (e is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException && clock.Elapsed < TimeSpan.FromMinutes(1) && !stopRequested)
+            catch (Exception e) when (SiloWentAway(e) && clock.Elapsed < TimeSpan.FromMinutes(1) && !stopRequested)
             {
                 logger.LogWarning("worker {Worker}: round {Round}: {Error}; retrying", Index, round, e.Message);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (attempt + 1))));
@@ -779,12 +779,15 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             return await peer.PeekRoundsAsync();
         }
-        catch (Exception e) when (e is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException)
+        catch (Exception e) when (SiloWentAway(e))
         {
             logger.LogDebug(e, "worker {Worker}: a peer did not answer", Index);
             return long.MaxValue;
         }
     }
+
+    /// <summary>A call that failed because the callee's silo died or stopped (Orleans reactivates the grain elsewhere).</summary>
+    private static bool SiloWentAway(Exception e) => e is SiloUnavailableException or TimeoutException or OrleansMessageRejectionException;
 
     private void SignalRound()
     {
