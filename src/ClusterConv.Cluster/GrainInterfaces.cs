@@ -90,6 +90,9 @@ public interface IParameterServerGrain : IGrainWithIntegerCompoundKey
     [AlwaysInterleave]
     Task<WeightsChunk> GetWeightsAsync(JobSpec spec, int chunk, long minVersion);
 
+    /// <summary>The version of this shard's weights (steps, or in ssp and async updates, applied); a reactivated shard reports its checkpoint's.</summary>
+    Task<long> GetVersionAsync(JobSpec spec);
+
     /// <summary>
     /// One chunk of one tree node's gradient for a step; a chunk seen before, or for a step already applied, is ignored.
     /// In bsp without backup workers, the chunk that completes the step's tree applies the step, and its result says so.

@@ -532,10 +532,10 @@ public sealed class JobGrain : Grain, IJobGrain
             // The steps the shards applied, or the surviving workers computed, past the checkpoint are computed again.
             // A shard that died with this job's previous activation came back at its checkpoint; its workers still
             // know how far they got (unless they died too).
-            var reached = await Task.WhenAll(servers.Select(s => Retry(() => s.GetWeightsAsync(spec, 0, -1))));
+            var reached = await Task.WhenAll(servers.Select(s => Retry(() => s.GetVersionAsync(spec))));
             var computed = await Task.WhenAll(workers.Select(w => Retry(() => w.PeekRoundsAsync())));
             // (In ssp and async a shard's version counts every worker's updates, not steps: the workers' rounds say it.)
-            var shardSteps = spec.Mode == ConsistencyMode.Bsp ? reached.Max(r => r.Version) : 0;
+            var shardSteps = spec.Mode == ConsistencyMode.Bsp ? reached.Max() : 0;
             State.StepsRecomputed += Math.Max(0, Math.Max(Math.Max(State.Step, shardSteps), computed.Max()) - step);
             await Task.WhenAll(servers.Select((s, p) => Retry(() => s.RollbackAsync(spec, CheckpointVersion(spec, p)))));
             jobSpan?.AddEvent(new ActivityEvent(ClusterTelemetry.Events.CheckpointRestored, tags: new ActivityTagsCollection { [ClusterTelemetry.Attributes.Checkpoint] = step }));
@@ -807,8 +807,8 @@ public sealed class JobGrain : Grain, IJobGrain
             // The final weights stay readable (and resumable) even if a shard is reactivated later.
             if (spec.Mode == ConsistencyMode.Bsp)
             {
-                var final = await Retry(() => servers[0].GetWeightsAsync(spec, 0, -1));
-                await CheckpointAsync(spec, servers, final.Version);
+                var final = await Retry(() => servers[0].GetVersionAsync(spec));
+                await CheckpointAsync(spec, servers, final);
             }
             else
             {
@@ -1056,7 +1056,7 @@ public sealed class JobGrain : Grain, IJobGrain
         var clock = Stopwatch.StartNew();
         using var span = StartJobChild(ClusterTelemetry.Spans.Checkpoint);
         span?.SetTag(ClusterTelemetry.Attributes.Job, spec.JobId).SetTag(ClusterTelemetry.Attributes.Step, round);
-        var versions = (await Task.WhenAll(servers.Select(s => Retry(() => s.GetWeightsAsync(spec, 0, -1))))).Select(w => w.Version).ToArray();
+        var versions = await Task.WhenAll(servers.Select(s => Retry(() => s.GetVersionAsync(spec))));
         var saved = await Task.WhenAll(servers.Select((s, p) => Retry(() => s.CheckpointAsync(spec, versions[p]))));
         if (saved.All(s => s))
         {

@@ -160,6 +160,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         return new WeightsChunk(at, offset, weights.Length, chunks.Length, segments);
     }
 
+    public Task<long> GetVersionAsync(JobSpec spec)
+    {
+        Ensure(spec);
+        return Task.FromResult(version);
+    }
+
     /// <summary>The current weights as bytes, made once per version and shared read-only by every reader.</summary>
     private byte[][] Snapshot() => snapshot ??= WireFormat.ToSegments(weights);
 

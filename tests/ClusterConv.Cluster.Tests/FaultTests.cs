@@ -109,6 +109,7 @@ public sealed class FaultTests
             Assert.Equal(0, await twice.InitializeAsync(spec, fresh: true));
             Assert.Equal(0, await once.InitializeAsync(onceSpec, fresh: true));
             var length = (await twice.GetWeightsAsync(spec, 0, -1)).SliceLength;
+            Assert.Equal(0, await twice.GetVersionAsync(spec));
             var gradient = Enumerable.Range(0, length).Select(i => ((i % 7) - 3) * 1e-3f).ToArray();
             var chunk = new GradientChunk(0, 0, spec.MicroBatches, 0, length, GradientCompression.None, WireFormat.ToBytes(gradient), 32);
 
@@ -129,6 +130,7 @@ public sealed class FaultTests
             var a = await twice.GetWeightsAsync(spec, 0, -1);
             var b = await once.GetWeightsAsync(onceSpec, 0, -1);
             Assert.Equal(1, a.Version);
+            Assert.Equal(1, await twice.GetVersionAsync(spec));
             Assert.Equal(b.Segments, a.Segments);
         }
         finally

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using ClusterConv.Engine.Checkpoints;
 using Xunit.Abstractions;
 
 namespace ClusterConv.Integration.Tests;
@@ -225,6 +226,38 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         // job grain and it continues from its checkpoint (restarts; RELIABILITY.md, known limits).
         Assert.True(Count(summary, "rebalances") + Count(summary, "restarts") >= 1, Why(summary));
         await cluster.AssertCheckpointsReadableAsync(outDir, job);
+        FaultCluster.AssertGone(train, ps.Process);
+    }
+
+    [Fact]
+    public async Task Ssp_sigkill_of_the_silo_hosting_the_parameter_server_rolls_every_shard_back_to_the_last_checkpoint_round()
+    {
+        const string job = "fault-ssp-ps-kill";
+        await cluster.EnsureSilosAsync();
+        var outDir = cluster.RunDirectory(job);
+        using var train = cluster.Train(job, outDir, mode: "ssp:2");
+        await cluster.WaitForStepAsync(train, outDir, 1);
+        var ps = await cluster.HostOfAsync(FaultCluster.ReceivedMetric, job, FaultCluster.PsRole);
+        Assert.True(ps is not null, $"no silo reports {FaultCluster.ReceivedMetric}{{{FaultCluster.PsRole}}} for {job}");
+
+        await cluster.WaitForStepAsync(train, outDir, FaultStep);
+        var (at, recovery) = await FaultAsync(train, outDir, () => ps.Process.Kill());
+        var summary = await cluster.FinishAsync(train, outDir);
+        Report("ssp:2, parameter-server silo SIGKILL", ps.Name, at, recovery, summary);
+        // A free-mode shard comes back from its checkpoint (Redis, per-shard version): the job stops the workers, rolls
+        // every shard back to the last checkpoint round and goes on (restarts, steps_recomputed). ssp is not bitwise
+        // reproducible, so the run is held to completing every round and to the fault-free run's accuracy, loosely.
+        Assert.Equal(FaultCluster.Steps, summary["steps"]!.GetValue<long>());
+        Assert.Equal("ssp:2", summary["mode"]!.GetValue<string>());
+        Assert.True(Count(summary, "restarts") + Count(summary, "steps_recomputed") >= 1, Why(summary));
+        var accuracy = summary["test_accuracy"]!.GetValue<double>();
+        var baseline = cluster.Baseline["test_accuracy"]!.GetValue<double>();
+        Assert.True(Math.Abs(accuracy - baseline) <= 0.05, $"test accuracy {accuracy} vs {baseline} (bsp) without faults\n{Why(summary)}");
+        foreach (var file in Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt").Append(Path.Combine(outDir, "model.ckpt")))
+        {
+            _ = ModelCheckpoint.LoadFile(file);
+        }
+
         FaultCluster.AssertGone(train, ps.Process);
     }
 

@@ -137,11 +137,11 @@ public sealed partial class FaultCluster : IAsyncLifetime
 
     public string RunDirectory(string name) => Path.Combine(Directory, name);
 
-    /// <summary>The job every scenario runs: lenet5, bsp, 3 workers, 2 epochs of 60 steps (long enough for a fault mid job on an idle machine), checkpoints every 10 steps, a step line each step.</summary>
-    public ChildProcess Train(string jobId, string outDir, int checkpointEvery = CheckpointEvery) => Track(ChildProcess.StartClusterConv(
+    /// <summary>The job every scenario runs: lenet5, bsp unless <paramref name="mode"/> says otherwise, 3 workers, 2 epochs of 60 steps (long enough for a fault mid job on an idle machine), checkpoints every 10 steps, a step line each step.</summary>
+    public ChildProcess Train(string jobId, string outDir, int checkpointEvery = CheckpointEvery, string mode = "bsp") => Track(ChildProcess.StartClusterConv(
         ["train", "--cluster", Address, "--model", "lenet5", "--data", "synthetic", "--train-limit", "18000", "--test-limit", "500", "--epochs", "2",
          "--batch-size", "300", "--workers", "3", "--micro-batches", "3", "--threads", "3", "--checkpoint-every", checkpointEvery.ToString(CultureInfo.InvariantCulture),
-         "--log-every", "1", "--stats-every", "0", "--seed", "11", "--job-id", jobId, "--out", outDir],
+         "--log-every", "1", "--stats-every", "0", "--seed", "11", "--mode", mode, "--job-id", jobId, "--out", outDir],
         Fast));
 
     public ChildProcess Verb(params string[] arguments) => Track(ChildProcess.StartClusterConv(arguments, Fast));
@@ -209,13 +209,14 @@ public sealed partial class FaultCluster : IAsyncLifetime
     /// The live silo whose /metrics has <paramref name="metric"/> for the job: clusterconv_ps_aggregate_duration_seconds_count
     /// (a parameter-server shard) or clusterconv_step_duration_seconds_count (the job grain).
     /// </summary>
-    public async Task<FaultSilo?> HostOfAsync(string metric, string jobId)
+    public async Task<FaultSilo?> HostOfAsync(string metric, string jobId, string? label = null)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
         foreach (var silo in silos.Where(s => !s.Process.HasExited))
         {
             var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{silo.MetricsPort}/metrics"));
-            if (text.Split('\n').Any(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && l.Contains($"job_id=\"{jobId}\"", StringComparison.Ordinal)))
+            if (text.Split('\n').Any(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && l.Contains($"job_id=\"{jobId}\"", StringComparison.Ordinal)
+                && (label is null || l.Contains(label, StringComparison.Ordinal))))
             {
                 return silo;
             }
@@ -244,6 +245,10 @@ public sealed partial class FaultCluster : IAsyncLifetime
 
     public const string PsMetric = "clusterconv_ps_aggregate_duration_seconds_count";
     public const string JobMetric = "clusterconv_step_duration_seconds_count";
+
+    /// <summary>With <see cref="PsRole"/>: gradient bytes a parameter-server shard received (in ssp and async too, where no step is aggregated).</summary>
+    public const string ReceivedMetric = "clusterconv_network_received_bytes_total";
+    public const string PsRole = "role=\"ps\"";
 
     /// <summary>
     /// Every checkpoint is readable: the run folder's files through the engine's reader, and in Redis grain storage the
