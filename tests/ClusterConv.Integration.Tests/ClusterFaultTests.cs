@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using ClusterConv.Engine.Checkpoints;
 using Xunit.Abstractions;
 
 namespace ClusterConv.Integration.Tests;
@@ -253,11 +252,8 @@ public sealed class ClusterFaultTests(FaultCluster cluster, ITestOutputHelper ou
         var accuracy = summary["test_accuracy"]!.GetValue<double>();
         var baseline = cluster.Baseline["test_accuracy"]!.GetValue<double>();
         Assert.True(Math.Abs(accuracy - baseline) <= 0.05, $"test accuracy {accuracy} vs {baseline} (bsp) without faults\n{Why(summary)}");
-        foreach (var file in Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt").Append(Path.Combine(outDir, "model.ckpt")))
-        {
-            _ = ModelCheckpoint.LoadFile(file);
-        }
-
+        // An ssp run folder holds step 0's and the final checkpoint (the client writes no file per checkpoint round).
+        FaultCluster.AssertCheckpointFilesReadable(outDir, minimumFiles: 2);
         FaultCluster.AssertGone(train, ps.Process);
     }
 

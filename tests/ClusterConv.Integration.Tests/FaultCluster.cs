@@ -256,14 +256,7 @@ public sealed partial class FaultCluster : IAsyncLifetime
     /// </summary>
     public async Task AssertCheckpointsReadableAsync(string outDir, string jobId, int checkpointEvery = CheckpointEvery)
     {
-        var files = System.IO.Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt").Append(Path.Combine(outDir, "model.ckpt")).ToArray();
-        Assert.True(files.Length >= 3, string.Join(", ", files));
-        foreach (var file in files)
-        {
-            _ = ModelCheckpoint.LoadFile(file);
-        }
-
-        Assert.Empty(System.IO.Directory.GetFiles(outDir, "*.tmp", SearchOption.AllDirectories));
+        AssertCheckpointFilesReadable(outDir);
         using var host = await ClusterTrainer.StartClientAsync(Address);
         try
         {
@@ -285,6 +278,19 @@ public sealed partial class FaultCluster : IAsyncLifetime
         {
             await host.StopAsync();
         }
+    }
+
+    /// <summary>The run folder's checkpoints (at least <paramref name="minimumFiles"/>, model.ckpt included) all read back through the engine's reader, and no temporary file is left.</summary>
+    public static void AssertCheckpointFilesReadable(string outDir, int minimumFiles = 3)
+    {
+        var files = System.IO.Directory.GetFiles(Path.Combine(outDir, "checkpoints"), "*.ckpt").Append(Path.Combine(outDir, "model.ckpt")).ToArray();
+        Assert.True(files.Length >= minimumFiles, string.Join(", ", files));
+        foreach (var file in files)
+        {
+            _ = ModelCheckpoint.LoadFile(file);
+        }
+
+        Assert.Empty(System.IO.Directory.GetFiles(outDir, "*.tmp", SearchOption.AllDirectories));
     }
 
     /// <summary>The run matches the fault-free one: all steps, test accuracy within 1 point, and (bsp, same seed) the same weights.</summary>
