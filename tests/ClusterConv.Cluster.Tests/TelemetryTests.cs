@@ -135,7 +135,10 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
         foreach (var stepIndex in new long[] { 0, 1 })
         {
             var inStep = spans.Where(s => s.GetTagItem(ClusterTelemetry.Attributes.Step) is long n && n == stepIndex).ToArray();
-            var step = Assert.Single(inStep, s => s.OperationName == ClusterTelemetry.Spans.Step);
+            var stepSpans = inStep.Where(s => s.OperationName == ClusterTelemetry.Spans.Step).ToArray();
+            // Seen once (session 8, not reproduced): no step span for one step. Say what there was, to explain it next time.
+            Assert.True(stepSpans.Length == 1, $"step {stepIndex}: {stepSpans.Length} step spans; all spans of the job: {Describe(spans)}");
+            var step = stepSpans[0];
             var computes = inStep.Where(s => s.OperationName == ClusterTelemetry.Spans.WorkerCompute).ToArray();
             var pushes = inStep.Where(s => s.OperationName == ClusterTelemetry.Spans.GradientPush).ToArray();
             var aggregates = inStep.Where(s => s.OperationName == ClusterTelemetry.Spans.PsAggregate).ToArray();
@@ -287,7 +290,11 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
             await job.StartAsync(spec);
             var (status, killed) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
             {
-                await cluster.KillSiloAsync(cluster.Silos[^1]);
+                // The silo without the job grain (it holds the other parameter-server shard): the job grain lives on
+                // and must see the silo set shrink. A job grain killed with its silo never ends its span, and its next
+                // activation starts with no silo set to compare with.
+                var jobSilo = (await TestClusters.SilosOfAsync<JobGrain>(cluster, spec.JobId)).Single();
+                await cluster.KillSiloAsync(cluster.Silos.First(s => s.SiloAddress != jobSilo));
                 await TestClusters.WaitForActiveSilosAsync(cluster, 1, TimeSpan.FromSeconds(60));
                 gate.Open();
             });
@@ -301,11 +308,8 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
             Assert.Contains(events, e => e.Name == ClusterTelemetry.Events.CheckpointRestored);
             var jobSpans = spans.Where(s => s.OperationName == ClusterTelemetry.Spans.Job).ToArray();
             output.WriteLine($"job spans {jobSpans.Length}; events: {string.Join(", ", events.Select(e => e.Name))}");
-            if (jobSpans.Length == 1)
-            {
-                // The job grain survived (it was on the other silo): it saw the silo set shrink.
-                Assert.Contains(jobSpans[0].Events, e => e.Name == ClusterTelemetry.Events.Rebalance && (int)e.Tags.First(t => t.Key == ClusterTelemetry.Attributes.Silos).Value! == 1);
-            }
+            var jobSpan = Assert.Single(jobSpans);
+            Assert.Contains(jobSpan.Events, e => e.Name == ClusterTelemetry.Events.Rebalance && (int)e.Tags.First(t => t.Key == ClusterTelemetry.Attributes.Silos).Value! == 1);
         }
         finally
         {
@@ -314,6 +318,9 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
             TestClusters.Delete(directory);
         }
     }
+
+    private static string Describe(IEnumerable<Activity> spans) => string.Join("; ", spans.Select(s =>
+        $"{s.OperationName} [{string.Join(", ", s.TagObjects.Where(t => t.Value is not Array).Select(t => $"{t.Key}={t.Value}"))}] trace {s.TraceId} {s.StartTimeUtc:HH:mm:ss.fff}+{s.Duration.TotalMilliseconds:F1}ms"));
 
     private double[] Gauges(string name, string jobId, string layer) => ByFilter(fixture.Points(name, jobId).Where(p => p.Tags["layer"] == layer));
 

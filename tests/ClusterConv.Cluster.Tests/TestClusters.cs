@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ClusterConv.Engine.Specs;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
+using Orleans.Runtime;
 using Orleans.TestingHost;
 
 namespace ClusterConv.Cluster.Tests;
@@ -137,6 +138,16 @@ public static class TestClusters
         static int Active(ClusterMembershipSnapshot snapshot) => snapshot.Members.Values.Count(m => m.Status == SiloStatus.Active);
     }
 
+    /// <summary>The silos holding activations of <typeparamref name="TGrain"/> for job <paramref name="jobId"/>.</summary>
+    public static async Task<HashSet<SiloAddress>> SilosOfAsync<TGrain>(InProcessTestCluster cluster, string jobId)
+    {
+        var statistics = await cluster.Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+        return statistics
+            .Where(s => s.GrainType.Contains(typeof(TGrain).Name, StringComparison.Ordinal) && s.GrainId.ToString().Contains(jobId, StringComparison.Ordinal))
+            .Select(s => s.SiloAddress)
+            .ToHashSet();
+    }
+
     public static void Delete(string directory)
     {
         try
@@ -151,9 +162,11 @@ public static class TestClusters
 
 /// <summary>
 /// Holds one job's step orders past <see cref="HoldAfter"/> at the worker's door until <see cref="Open"/>: a test can
-/// act on the job at a known step (cancel it after a checkpoint) however fast the machine runs it.
+/// act on the job at a known step (cancel it after a checkpoint) however fast the machine runs it. With
+/// <paramref name="pushes"/>, gradient pushes of later steps (ssp and async rounds, which the workers run without
+/// orders) are held at the parameter server's door instead.
 /// </summary>
-public sealed class StepGate(string jobId, long holdAfter)
+public sealed class StepGate(string jobId, long holdAfter, bool pushes = false)
 {
     private readonly TaskCompletionSource opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int held;
@@ -167,11 +180,7 @@ public sealed class StepGate(string jobId, long holdAfter)
 
     internal async Task InvokeAsync(IIncomingGrainCallContext context)
     {
-        if (!opened.Task.IsCompleted
-            && context.InterfaceMethod?.Name == nameof(IWorkerGrain.ComputeStepAsync)
-            && context.Request.GetArgument(0) is StepOrder order
-            && order.Spec.JobId == jobId
-            && order.Step > holdAfter)
+        if (!opened.Task.IsCompleted && (pushes ? IsLatePush(context) : IsLateOrder(context)))
         {
             Interlocked.Increment(ref held);
             await opened.Task;
@@ -179,4 +188,17 @@ public sealed class StepGate(string jobId, long holdAfter)
 
         await context.Invoke();
     }
+
+    private bool IsLateOrder(IIncomingGrainCallContext context) =>
+        context.InterfaceMethod?.Name == nameof(IWorkerGrain.ComputeStepAsync)
+        && context.Request.GetArgument(0) is StepOrder order
+        && order.Spec.JobId == jobId
+        && order.Step > holdAfter;
+
+    private bool IsLatePush(IIncomingGrainCallContext context) =>
+        context.InterfaceMethod?.Name == nameof(IParameterServerGrain.PushAsync)
+        && context.Request.GetArgument(0) is JobSpec spec
+        && spec.JobId == jobId
+        && context.Request.GetArgument(1) is GradientChunk chunk
+        && chunk.Step > holdAfter;
 }
