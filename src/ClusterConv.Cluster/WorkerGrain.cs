@@ -14,7 +14,7 @@ namespace ClusterConv.Cluster;
 /// A worker of a job: owns the micro-batch slots [⌊w·M/W⌋, ⌊(w+1)·M/W⌋) and their data shards (sliced from the
 /// silo's read-only copy of the training set), pulls weights from the parameter-server shards, computes each of its
 /// micro-batches' gradients with the engine (scaled by 1/global batch so they add up to the global mean), pre-reduces
-/// the tree nodes its slots cover and pushes them. The engine runs on the thread pool with the worker's own compute pool.
+/// the tree nodes its slots cover and pushes them. The engine runs on the threads of the worker's own compute pool.
 /// </summary>
 [SpreadPlacement]
 public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
@@ -190,7 +190,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
             var globalSamples = plan.GlobalBatchSize(batch);
             faults?.OnWeights(order.Spec.JobId, Index, order.Step, weights);
-            var (local, filters, checks, check) = await Task.Run(() =>
+            var (local, filters, checks, check) = await pool!.RunAsync(() =>
             {
                 // The checksums of the weights this step computes on, one per shard's slice, for the shards to compare.
                 var sums = plan.ParameterSlices.Select(slice => WeightsChecksum.Of(weights.AsSpan(slice.Start, slice.Count))).ToArray();
@@ -517,7 +517,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         }
 
         RecordNetwork(sent: 0, received: fetched);
-        var result = await Task.Run(() => Evaluate(order.Start, order.Count));
+        var result = await pool!.RunAsync(() => Evaluate(order.Start, order.Count));
         return result with { BytesMoved = fetched };
     }
 
@@ -691,7 +691,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 var withStats = order.Spec.StatsEvery > 0 && round % order.Spec.StatsEvery == 0;
                 var started = Stopwatch.GetTimestamp();
                 faults?.OnWeights(order.Spec.JobId, Index, round, weights);
-                var (local, filters, (finite, norm)) = await Task.Run(() =>
+                var (local, filters, (finite, norm)) = await pool!.RunAsync(() =>
                 {
                     var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: withStats);
                     faults?.OnGradient(order.Spec.JobId, Index, round, result.Nodes.Values.ToArray());

@@ -18,6 +18,10 @@ public sealed class ComputePool : IDisposable
     private Exception? failure;
     private volatile bool disposed;
 
+    // RunAsync's work, run in order on the pool's own runner thread (made on first use).
+    private readonly Queue<(Action Run, Action<Exception> Fail)> submitted = new();
+    private Thread? runner;
+
     public ComputePool(int threads)
     {
         if (threads < 1)
@@ -95,6 +99,43 @@ public sealed class ComputePool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on this pool's own runner thread (one call at a time, in order), which leads its
+    /// parallel loops with the helpers. Long computations queued on the shared thread pool instead block its threads,
+    /// so it adds more, and the extra threads preempt the computations on a machine with few cores.
+    /// </summary>
+    public Task<T> RunAsync<T>(Func<T> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (submitted)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            submitted.Enqueue((
+                () =>
+                {
+                    try
+                    {
+                        done.SetResult(work());
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        done.SetException(ex);
+                    }
+                },
+                ex => done.TrySetException(ex)));
+            if (runner is null)
+            {
+                runner = new Thread(RunnerLoop) { IsBackground = true, Name = "clusterconv-compute-0" };
+                runner.Start();
+            }
+
+            Monitor.Pulse(submitted);
+        }
+
+        return done.Task;
+    }
+
     /// <summary>Splits [0, length) into parts of nearly equal size; part p covers [start, end).</summary>
     public static (int Start, int End) Range(int length, int parts, int part)
     {
@@ -111,7 +152,12 @@ public sealed class ComputePool : IDisposable
             return;
         }
 
-        disposed = true;
+        lock (submitted)
+        {
+            disposed = true;
+            Monitor.Pulse(submitted);
+        }
+
         if (helpers.Length > 0)
         {
             start.Release(helpers.Length);
@@ -124,6 +170,39 @@ public sealed class ComputePool : IDisposable
 
         start.Dispose();
         finished.Dispose();
+    }
+
+    /// <summary>Runs submitted work until the pool is disposed; work still queued then fails as disposed (not joined: it may be mid-step).</summary>
+    private void RunnerLoop()
+    {
+        while (true)
+        {
+            (Action Run, Action<Exception> Fail) next;
+            lock (submitted)
+            {
+                while (submitted.Count == 0 && !disposed)
+                {
+                    Monitor.Wait(submitted);
+                }
+
+                if (disposed)
+                {
+                    break;
+                }
+
+                next = submitted.Dequeue();
+            }
+
+            next.Run();
+        }
+
+        lock (submitted)
+        {
+            while (submitted.TryDequeue(out var abandoned))
+            {
+                abandoned.Fail(new ObjectDisposedException(nameof(ComputePool), "the compute pool was disposed before this work ran"));
+            }
+        }
     }
 
     private void HelperLoop()

@@ -61,7 +61,7 @@ internal static class SiloCommand
         EnsureFree(address, siloPort, "--silo-port");
         EnsureFree(address, gatewayPort, "--gateway-port");
         var siloName = name ?? $"silo-{siloPort}";
-        var builder = Host.CreateApplicationBuilder();
+        var builder = CommandHost.CreateBuilder();
         ClusterTrainer.QuietLogging(builder.Logging);
 
         // A silo that cannot start (Redis unreachable) is reported once, below; Orleans would log it with stack traces.

@@ -321,7 +321,7 @@ public sealed class ClusterTrainer
     /// <summary>A silo in this process on free loopback ports, with checkpoint files in the run folder.</summary>
     public static async Task<IHost> StartEmbeddedSiloAsync(string checkpointDirectory, Action<IServiceCollection>? configureServices = null)
     {
-        var builder = Host.CreateApplicationBuilder();
+        var builder = Hosting.CommandHost.CreateBuilder();
         QuietLogging(builder.Logging);
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         configureServices?.Invoke(builder.Services);
@@ -342,7 +342,7 @@ public sealed class ClusterTrainer
     {
         ArgumentNullException.ThrowIfNull(cluster);
         security ??= Hosting.ClusterSecurity.FromEnvironment();
-        var builder = Host.CreateApplicationBuilder();
+        var builder = Hosting.CommandHost.CreateBuilder();
         QuietLogging(builder.Logging);
         var watch = new Hosting.ConnectionFailureWatch();
         Hosting.ConnectionFailureWatch.Add(builder.Logging, watch);
