@@ -81,6 +81,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     private readonly Dictionary<TreeNode, float[]> sums = [];
     private byte[][]? prior;
 
+    // bsp: a set of weight segments nobody reads any more, written over by the next version's snapshot.
+    private byte[][]? spareSegments;
+
     // Statistics steps: the weights before the update.
     private float[]? before;
     private long lastStep = -1;
@@ -167,7 +170,34 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     }
 
     /// <summary>The current weights as bytes, made once per version and shared read-only by every reader.</summary>
-    private byte[][] Snapshot() => snapshot ??= WireFormat.ToSegments(weights);
+    private byte[][] Snapshot()
+    {
+        if (snapshot is null)
+        {
+            snapshot = WireFormat.ToSegments(weights, spareSegments);
+            spareSegments = null;
+        }
+
+        return snapshot;
+    }
+
+    /// <summary>
+    /// Before the version moves on: bsp keeps the current weights servable as the version before (a step recomputed
+    /// after a failure starts from them). The set kept until now is served to no one any more, and every answer that
+    /// carried it was delivered before this step could be pushed: its segments hold the next version's bytes.
+    /// </summary>
+    private void KeepPrior()
+    {
+        if (spec!.Mode != ConsistencyMode.Bsp)
+        {
+            prior = null;
+            return;
+        }
+
+        var older = prior;
+        prior = Snapshot();
+        spareSegments = older;
+    }
 
     public Task<PushResult> PushAsync(JobSpec spec, GradientChunk chunk)
     {
@@ -325,7 +355,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         }
 
         // The version moves on with the weights and optimizer state unchanged; the step's contributions are dropped.
-        prior = spec.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
+        KeepPrior();
         foreach (var old in pending.Keys.Where(s => s <= step).ToArray())
         {
             foreach (var node in pending[old].Values)
@@ -656,7 +686,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     /// <param name="scheduleStep">The step the learning-rate schedule is read at: the version in bsp, the worker's round in ssp and async (where every worker's update is a version of its own).</param>
     private RowSums[] Update(float[] gradient, bool withStats, long scheduleStep, float movingScale = 1f)
     {
-        prior = spec!.Mode == ConsistencyMode.Bsp ? Snapshot() : null;
+        KeepPrior();
         if (withStats)
         {
             // The statistics compare with the weights before this update (one buffer, kept: no large allocation per step).

@@ -31,14 +31,28 @@ public static class WireFormat
     /// <summary>Floats per segment of a weights copy: 64 KiB, under the runtime's 85,000-byte large-object threshold.</summary>
     public const int SegmentFloats = 16_384;
 
-    /// <summary>The values as little-endian bytes in segments of <see cref="SegmentFloats"/> floats (the last one shorter).</summary>
-    public static byte[][] ToSegments(ReadOnlySpan<float> values)
+    /// <summary>
+    /// The values as little-endian bytes in segments of <see cref="SegmentFloats"/> floats (the last one shorter),
+    /// written into <paramref name="reuse"/> when it is a set of segments of the same length (no longer read by anyone).
+    /// </summary>
+    public static byte[][] ToSegments(ReadOnlySpan<float> values, byte[][]? reuse = null)
     {
-        var segments = new byte[(values.Length + SegmentFloats - 1) / SegmentFloats][];
+        EnsureLittleEndian();
+        var count = (values.Length + SegmentFloats - 1) / SegmentFloats;
+        var fits = reuse is not null && reuse.Length == count && (count == 0 || reuse[^1].Length == (values.Length - ((count - 1) * SegmentFloats)) * sizeof(float));
+        var segments = fits ? reuse! : new byte[count][];
         for (var i = 0; i < segments.Length; i++)
         {
             var start = i * SegmentFloats;
-            segments[i] = ToBytes(values.Slice(start, Math.Min(SegmentFloats, values.Length - start)));
+            var run = values.Slice(start, Math.Min(SegmentFloats, values.Length - start));
+            if (fits)
+            {
+                MemoryMarshal.AsBytes(run).CopyTo(segments[i]);
+            }
+            else
+            {
+                segments[i] = ToBytes(run);
+            }
         }
 
         return segments;

@@ -139,4 +139,46 @@ public sealed class FaultTests
             TestClusters.Delete(directory);
         }
     }
+
+    [Fact]
+    public async Task Every_version_a_shard_serves_holds_its_own_weights_while_the_shard_reuses_its_weight_segments()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
+        {
+            var spec = TestClusters.Spec("reused-segments", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
+            var shard = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
+            Assert.Equal(0, await shard.InitializeAsync(spec, fresh: true));
+            for (var step = 0; step < 6; step++)
+            {
+                var current = await shard.GetWeightsAsync(spec, 0, step);
+                Assert.Equal(step, current.Version);
+                var served = ToFloats(current);
+                var gradient = Enumerable.Range(0, current.SliceLength).Select(i => (((i + step) % 5) - 2) * 1e-2f).ToArray();
+                var push = await shard.PushAsync(spec, new GradientChunk(step, 0, spec.MicroBatches, 0, current.SliceLength, GradientCompression.None, WireFormat.ToBytes(gradient), 32));
+                Assert.True(push.Applied!.Applied);
+
+                // The new version first (its bytes go into reused segments), then the version before (what a
+                // recomputed step starts from): still exactly what was served for it.
+                var after = await shard.GetWeightsAsync(spec, 0, step + 1);
+                Assert.Equal(step + 1, after.Version);
+                Assert.NotEqual(served, ToFloats(after));
+                var before = await shard.GetWeightsAsync(spec, 0, step);
+                Assert.Equal(step, before.Version);
+                Assert.Equal(served, ToFloats(before));
+            }
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+
+        static float[] ToFloats(WeightsChunk chunk)
+        {
+            var values = new float[chunk.Count];
+            chunk.CopyTo(values);
+            return values;
+        }
+    }
 }

@@ -51,4 +51,30 @@ public sealed class WireFormatTests
         Assert.Throws<ArgumentException>(() => WireFormat.SegmentsOf(segments, 100, 10));
         Assert.Throws<ArgumentException>(() => new WeightsChunk(7, 0, 10, 1, WireFormat.ToSegments(new float[10])).CopyTo(new float[9]));
     }
+
+    [Fact]
+    public void Segments_of_the_same_length_are_written_over_and_others_are_made_anew()
+    {
+        var first = Enumerable.Range(0, 40_000).Select(i => i * 0.25f).ToArray();
+        var next = first.Select(v => -v).ToArray();
+        var kept = WireFormat.ToSegments(first);
+        var rewritten = WireFormat.ToSegments(next, kept);
+        Assert.Same(kept, rewritten);
+        Assert.Equal(next, ToFloats(rewritten));
+
+        // Another length (a different slice or model): the old set is left alone.
+        var shorter = next.AsSpan(0, 39_000).ToArray();
+        var fresh = WireFormat.ToSegments(shorter, rewritten);
+        Assert.NotSame(rewritten, fresh);
+        Assert.Equal(shorter, ToFloats(fresh));
+        Assert.Equal(next, ToFloats(rewritten));
+    }
+
+    private static float[] ToFloats(byte[][] segments)
+    {
+        var bytes = segments.SelectMany(s => s).ToArray();
+        var values = new float[bytes.Length / 4];
+        WireFormat.FromBytes(bytes, values);
+        return values;
+    }
 }
