@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ClusterConv.Engine;
+using ClusterConv.Engine.Checkpoints;
 using ClusterConv.Engine.Specs;
 
 namespace ClusterConv.Cli.Tests;
@@ -40,6 +41,15 @@ public sealed class ClusterModesTests
             var workerLines = lines.Where(l => l.GetProperty("type").GetString() == "worker_step" && l.GetProperty("step").GetInt64() == 15).ToList();
             Assert.Equal(2, workerLines.Count);
             Assert.All(workerLines, w => Assert.Equal(32, w.GetProperty("grad_norm").GetProperty("conv2d").GetArrayLength()));
+
+            // The run folder keeps the weights at the start and at the epoch's end (the report's filters); nothing
+            // trains after the last epoch's end, so its file holds the final weights.
+            var checkpoints = Path.Combine(run.FullName, "checkpoints");
+            Assert.Equal(["step-0.ckpt", "step-20.ckpt"], Directory.GetFiles(checkpoints, "step-*.ckpt").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            var end = ModelCheckpoint.LoadFile(Path.Combine(checkpoints, "step-20.ckpt"));
+            Assert.Equal(20, end.Step);
+            Assert.Equal(ModelCheckpoint.LoadFile(Path.Combine(run.FullName, "model.ckpt")).Parameters, end.Parameters);
+            Assert.NotEqual(ModelCheckpoint.LoadFile(Path.Combine(checkpoints, "step-0.ckpt")).Parameters, end.Parameters);
         }
         finally
         {

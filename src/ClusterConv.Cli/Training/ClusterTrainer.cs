@@ -165,7 +165,7 @@ public sealed class ClusterTrainer
         long after = -1;
         var startedEpoch = -1;
         long stepsInEpoch = 0;
-        var snapshots = runDirectory is not null && spec.Mode == ConsistencyMode.Bsp ? new StepSnapshots(job, spec, model.Spec, runDirectory) : null;
+        var snapshots = runDirectory is not null ? new StepSnapshots(job, spec, model.Spec, runDirectory) : null;
         JobStatus status;
         var cancelSent = false;
         while (true)
@@ -245,8 +245,9 @@ public sealed class ClusterTrainer
             }
 
             status = batch.Status;
-            if (snapshots is not null)
+            if (snapshots is not null && spec.Mode == ConsistencyMode.Bsp)
             {
+                // ssp and async have no one step that every shard is at mid-run: their files are the epochs' ends.
                 await snapshots.AtProgressAsync(status, stepsInEpoch);
             }
 
@@ -502,7 +503,8 @@ public sealed class ClusterTrainer
     /// checkpoints/step-N.ckpt of a cluster run, for the report's filters at initialization, midway and end (as the
     /// engine-only trainer writes them): at each epoch's end and, when no epoch ends strictly inside the run (one epoch,
     /// or --max-steps within the first), at half the steps. The job grain keeps the weights of those steps, read while it
-    /// waits (<see cref="IJobGrain.GetSnapshotAsync"/>), so each file holds exactly the step it is named after. bsp only.
+    /// waits (<see cref="IJobGrain.GetSnapshotAsync"/>), so in bsp each file holds exactly the step it is named after. In
+    /// ssp and async only the epochs' ends, named after the slowest worker's round (faster ones may be a few rounds on).
     /// </summary>
     private sealed class StepSnapshots(IJobGrain job, JobSpec spec, ModelSpec modelSpec, string runDirectory)
     {
