@@ -1013,8 +1013,8 @@ public sealed class JobGrain : Grain, IJobGrain
             {
                 trainClock.Stop();
                 // The weights the epoch ends with, for the client's checkpoints/step-N.ckpt: the shards as they are when
-                // the slowest worker has done the epoch's rounds (the others may be up to --staleness rounds ahead).
-                await KeepSnapshotAsync(spec, servers, plan.ParameterSlices.Sum(slice => slice.Count), State.Step);
+                // the slowest worker has done the epoch's rounds (the others may be some rounds ahead).
+                await KeepSnapshotAsync(spec, servers, plan.VectorLength, State.Step);
                 await EvaluateEpochAsync(spec, plan, workers, epochsDone - 1, State.Step, lossSum / Math.Max(seen, 1), (double)correct / Math.Max(seen, 1), versionCheck: false);
                 trainClock.Start();
                 evaluatedEpochs = epochsDone;

@@ -36,6 +36,7 @@ public sealed class JobPlan
         StepsPerEpoch = Math.Max(1, steps);
         var total = spec.Epochs * StepsPerEpoch;
         TotalSteps = spec.MaxSteps is { } max ? Math.Min(max, total) : total;
+        VectorLength = trainableParameters;
         ParameterSlices = Sharding.Ranges(trainableParameters, spec.PsShards);
     }
 
@@ -58,6 +59,9 @@ public sealed class JobPlan
     public long TotalSteps { get; }
 
     public IReadOnlyList<ShardRange> ParameterSlices { get; }
+
+    /// <summary>The length of the vector the shards split (<see cref="ParameterSlices"/> cover it).</summary>
+    public int VectorLength { get; }
 
     public int EpochOf(long step) => (int)(step / StepsPerEpoch);
 
