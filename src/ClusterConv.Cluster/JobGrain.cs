@@ -1488,6 +1488,8 @@ public sealed class JobGrain : Grain, IJobGrain
     /// </summary>
     private void CountShardRestores(JobSpec spec, ApplyReport[] reports, long step)
     {
+        // A shard that continued from a graceful hand-over (its silo stopped) moved without losing anything: a rebalance.
+        State.Rebalances += reports.Count(r => r.HandedOver);
         if (!reports.Any(r => r.Restored))
         {
             return;

@@ -229,7 +229,8 @@ public sealed record ApplyReport(
     [property: Id(1)] bool Applied,
     [property: Id(2)] int DroppedNodes,
     [property: Id(3)] RowSums[] Rows,
-    [property: Id(4)] bool Restored = false);
+    [property: Id(4)] bool Restored = false,
+    [property: Id(5)] bool HandedOver = false);
 
 /// <summary>Job → worker: evaluate test samples [Start, Start + Count) on weights version <see cref="Version"/>.</summary>
 [GenerateSerializer, Immutable, Alias("clusterconv.EvalOrder")]

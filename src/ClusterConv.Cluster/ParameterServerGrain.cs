@@ -71,6 +71,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     // This activation continued from a checkpoint of its own accord (not at the job's order) and has not said so yet.
     private bool restoredUnreported;
 
+    // This activation continued from a graceful hand-over and has not told the job yet (it counts a rebalance).
+    private bool handedOverUnreported;
+
     // Buffers of applied steps, reused so each step does not put megabytes on the large-object heap.
     private readonly Stack<float[]> free = new();
 
@@ -533,11 +536,12 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         return version;
     }
 
-    /// <summary>A report to the job; the first after this activation restored itself from a checkpoint says so.</summary>
+    /// <summary>A report to the job; the first after this activation restored itself from a checkpoint, or continued from a hand-over, says so.</summary>
     private ApplyReport Report(long version, bool applied, int droppedNodes, RowSums[] rows)
     {
-        var report = new ApplyReport(version, applied, droppedNodes, rows, restoredUnreported);
+        var report = new ApplyReport(version, applied, droppedNodes, rows, restoredUnreported, handedOverUnreported);
         restoredUnreported = false;
+        handedOverUnreported = false;
         return report;
     }
 
@@ -599,6 +603,7 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         {
             // Handed over by a graceful deactivation: continue exactly where it stopped (once).
             Restore(handover.State);
+            handedOverUnreported = true;
             handover.State = new ParameterServerState();
             _ = handover.ClearStateAsync();
             schedule = CreateSchedule(spec);

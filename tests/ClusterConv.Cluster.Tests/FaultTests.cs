@@ -97,6 +97,36 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_parameter_server_shard_handed_over_by_a_stopping_silo_counts_as_a_rebalance()
+    {
+        var (cluster, directory) = await TestClusters.StartAsync(3, fastFailureDetection: true);
+        try
+        {
+            var spec = TestClusters.Spec("stop-shard", workers: 2, steps: 60) with { PsShards = 3, CheckpointEvery = 1000 };
+            var job = cluster.Client.GetGrain<IJobGrain>(spec.JobId);
+            await job.StartAsync(spec);
+            var (status, stopped) = await TestClusters.WaitWithFaultAsync(job, TimeSpan.FromSeconds(120), atStep: 5, async () =>
+            {
+                // A silo with a shard but neither the job grain nor a worker: only the shard moves, by hand-over.
+                var busy = (await TestClusters.SilosOfAsync<JobGrain>(cluster, spec.JobId)).Concat(await TestClusters.SilosOfAsync<WorkerGrain>(cluster, spec.JobId)).ToHashSet();
+                var shards = await TestClusters.SilosOfAsync<ParameterServerGrain>(cluster, spec.JobId);
+                var victim = cluster.Silos.FirstOrDefault(s => shards.Contains(s.SiloAddress) && !busy.Contains(s.SiloAddress)) ?? cluster.Silos.First(s => shards.Contains(s.SiloAddress));
+                await cluster.StopSiloAsync(victim);
+            });
+
+            Assert.True(stopped, "the job ended before a silo was stopped");
+            Assert.Equal(JobPhase.Completed, status.Phase);
+            Assert.Equal(0, status.Restarts);
+            Assert.True(status.Rebalances >= 1, $"the shard's hand-over was not counted (rebalances {status.Rebalances})");
+        }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_step_pushed_twice_is_applied_once()
     {
         var (cluster, directory) = await TestClusters.StartAsync(1);
