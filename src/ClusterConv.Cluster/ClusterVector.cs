@@ -74,6 +74,16 @@ public sealed class ClusterVector
         }
     }
 
+    /// <summary>
+    /// A writer that fills <paramref name="model"/>'s weights and moving statistics from consecutive runs of the vector
+    /// (the shards' weight segments, in order), so the vector need not be assembled first.
+    /// </summary>
+    public VectorWriter Writer(Model model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new VectorWriter(model.TrainableParameters.Concat(model.Parameters.Where(p => !p.Trainable)).Select(p => p.Value).ToArray(), Length);
+    }
+
     /// <summary>The model's weights and moving statistics as one vector.</summary>
     public void Copy(Model model, Span<float> vector)
     {
@@ -109,6 +119,48 @@ public sealed class ClusterVector
         {
             System.Numerics.Tensors.TensorPrimitives.Multiply(p.Value, weight, leaf.Slice(offset, p.Length));
             offset += p.Length;
+        }
+    }
+}
+
+/// <summary>Writes a vector, run after run in order, into the parameter arrays that hold it (see <see cref="ClusterVector.Writer"/>).</summary>
+public sealed class VectorWriter
+{
+    private readonly float[][] targets;
+    private readonly int length;
+    private int target;
+    private int within;
+
+    internal VectorWriter(float[][] targets, int length)
+    {
+        this.targets = targets;
+        this.length = length;
+    }
+
+    /// <summary>How many values of the vector have been written.</summary>
+    public int Position { get; private set; }
+
+    /// <summary>The vector's next <paramref name="values"/>.Length values.</summary>
+    public void Write(ReadOnlySpan<float> values)
+    {
+        if (values.Length > length - Position)
+        {
+            throw new ArgumentException($"{values.Length} values at {Position} run past the vector's {length}", nameof(values));
+        }
+
+        Position += values.Length;
+        while (!values.IsEmpty)
+        {
+            var into = targets[target].AsSpan(within);
+            var n = Math.Min(into.Length, values.Length);
+            values[..n].CopyTo(into);
+            values = values[n..];
+            within += n;
+            if (within == targets[target].Length)
+            {
+                target++;
+                within = 0;
+            }
         }
     }
 }

@@ -85,6 +85,18 @@ public static class WireFormat
         return bytes;
     }
 
+    /// <summary>Little-endian float bytes read in place as floats (a whole number of them).</summary>
+    public static ReadOnlySpan<float> AsFloats(ReadOnlySpan<byte> bytes)
+    {
+        EnsureLittleEndian();
+        if (bytes.Length % sizeof(float) != 0)
+        {
+            throw new ArgumentException($"{bytes.Length} bytes are not a whole number of floats", nameof(bytes));
+        }
+
+        return MemoryMarshal.Cast<byte, float>(bytes);
+    }
+
     public static void FromBytes(ReadOnlySpan<byte> bytes, Span<float> destination)
     {
         EnsureLittleEndian();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Hashing;
 using ClusterConv.Cluster.Telemetry;
 using ClusterConv.Data;
 using ClusterConv.Engine;
@@ -32,9 +33,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private Dictionary<int, int[]> shardOrders = [];
     private int ordersEpoch = -1;
     private float[] weights = [];
-
-    // The buffer a prefetch fills; swapped with weights when the step it was for comes.
-    private float[] spare = [];
     private long weightsVersion = -1;
     private float[] evalWeights = [];
     private Dictionary<TreeNode, float[]> leaves = [];
@@ -46,7 +44,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     private float[] dLogits = [];
     private IParameterServerGrain[] servers = [];
     private Task? runLoop;
-    private Task<(long Version, long Bytes)>? prefetch;
+    private Task<PulledWeights>? prefetch;
     private long prefetchVersion = -1;
 
     // bsp: the step computed ahead of its order (see StepOrder.RunAhead), and how to call it off.
@@ -168,14 +166,15 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         {
             // The weights of this step were usually requested with the previous push (overlapping the job's
             // turn-around) or by PrepareAsync; otherwise fetch them now.
-            var early = await TakePrefetchAsync(order.Step, stop);
-            var (version, fetched) = early.Version >= 0 ? early : await FetchWeightsAsync(weights, order.Step, stop);
-            if (version != order.Step)
+            var pulled = await TakePrefetchAsync(order.Step, stop) ?? await PullAsync(order.Step, stop);
+            var fetched = pulled.Bytes;
+            if (pulled.Version != order.Step)
             {
-                (version, var again) = await FetchWeightsAsync(weights, -1, stop);
-                fetched += again;
+                pulled = await PullAsync(-1, stop);
+                fetched += pulled.Bytes;
             }
 
+            var version = pulled.Version;
             RecordNetwork(sent: 0, received: fetched);
             if (version != order.Step)
             {
@@ -189,11 +188,20 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var batch = plan!.BatchOf(order.Step);
             var withStats = order.Spec.StatsEvery > 0 && order.Step % order.Spec.StatsEvery == 0;
             var globalSamples = plan.GlobalBatchSize(batch);
-            faults?.OnWeights(order.Spec.JobId, Index, order.Step, weights);
+            // bsp without backup workers: the shards' segments go straight into the model on the compute thread, with no
+            // copy of the whole vector first. They stay unchanged while this step computes: a shard writes a version's
+            // segments over those of two versions back (ParameterServerGrain.KeepPrior), which needs this worker's next push.
+            var direct = faults is null && order.Spec.Mode == ConsistencyMode.Bsp && order.Spec.BackupWorkers == 0;
+            if (!direct)
+            {
+                pulled.CopyTo(weights, plan.ParameterSlices);
+                faults?.OnWeights(order.Spec.JobId, Index, order.Step, weights);
+            }
+
             var (local, filters, checks, check) = await pool!.RunAsync(() =>
             {
                 // The checksums of the weights this step computes on, one per shard's slice, for the shards to compare.
-                var sums = plan.ParameterSlices.Select(slice => WeightsChecksum.Of(weights.AsSpan(slice.Start, slice.Count))).ToArray();
+                var sums = direct ? LoadPulled(pulled) : LoadWeights();
                 var result = Compute(order.Step, 1f / globalSamples, countAll: withStats);
                 faults?.OnGradient(order.Spec.JobId, Index, order.Step, result.Nodes.Values.ToArray());
                 return (result, withStats ? LayerStatistics(result, globalSamples) : null, sums, CheckGradient(result, globalSamples));
@@ -358,7 +366,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
             var gradientNorm = new float[rows];
             var weightNorm = new float[rows];
             FilterKernels.ScaledRowNorms(gradient, rows, scale, gradientNorm);
-            FilterKernels.RowNorms(weights.AsSpan(range.Item1, range.Length), rows, weightNorm);
+            FilterKernels.RowNorms(kernel.Value, rows, weightNorm);
             var total = local.Counts.Total[l];
             var sparsity = new float[rows];
             for (var k = 0; k < rows; k++)
@@ -438,24 +446,24 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         }
     }
 
-    /// <summary>Requests the weights of <paramref name="step"/> into the spare buffer; a prefetch still running for another step is abandoned.</summary>
+    /// <summary>Requests the weights of <paramref name="step"/>; a prefetch still running for another step is abandoned.</summary>
     private void StartPrefetch(long step)
     {
         Abandon();
         prefetchVersion = step;
-        prefetch = FetchWeightsAsync(spare, step);
+        prefetch = PullAsync(step);
     }
 
     /// <summary>
-    /// The prefetched weights of <paramref name="step"/>, swapped into the weights buffer; version −1 when there are
-    /// none (no prefetch, one for another step, or one that failed).
+    /// The prefetched weights of <paramref name="step"/>; null when there are none (no prefetch, one for another step,
+    /// or one that failed).
     /// </summary>
-    private async Task<(long Version, long Bytes)> TakePrefetchAsync(long step, CancellationToken stop)
+    private async Task<PulledWeights?> TakePrefetchAsync(long step, CancellationToken stop)
     {
         if (prefetch is not { } pending || prefetchVersion != step)
         {
             Abandon();
-            return (-1, 0);
+            return null;
         }
 
         if (!pending.IsCompleted && stop.CanBeCanceled)
@@ -476,18 +484,16 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         prefetchVersion = -1;
         try
         {
-            var fetched = await pending;
-            (weights, spare) = (spare, weights);
-            return fetched;
+            return await pending;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             logger.LogDebug(e, "worker {Worker}: prefetch failed", Index);
-            return (-1, 0);
+            return null;
         }
     }
 
-    /// <summary>Leaves a running prefetch to finish on its own: it keeps its buffer, the next one gets a new one.</summary>
+    /// <summary>Leaves a running prefetch to finish on its own (its answer is dropped).</summary>
     private void Abandon()
     {
         if (prefetch is not { } pending)
@@ -497,11 +503,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
         prefetch = null;
         prefetchVersion = -1;
-        if (!pending.IsCompleted)
-        {
-            spare = new float[spare.Length];
-        }
-
         _ = pending.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
@@ -693,6 +694,7 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                 faults?.OnWeights(order.Spec.JobId, Index, round, weights);
                 var (local, filters, (finite, norm)) = await pool!.RunAsync(() =>
                 {
+                    vector!.Load(model!, weights);
                     var result = Compute(round, samples == 0 ? 0f : 1f / samples, countAll: withStats);
                     faults?.OnGradient(order.Spec.JobId, Index, round, result.Nodes.Values.ToArray());
                     // Scaled by 1/own samples here, so the norm is already that of the mean local gradient.
@@ -860,7 +862,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
         ordersEpoch = -1;
         Abandon();
         weights = new float[vector.Length];
-        spare = new float[vector.Length];
         evalWeights = new float[vector.Length];
         weightsVersion = -1;
         residuals = [];
@@ -910,18 +911,27 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     /// <summary>Pulls every shard's current weights into <paramref name="destination"/>; returns their version and the bytes moved.</summary>
     private async Task<(long Version, long Bytes)> FetchWeightsAsync(float[] destination, long minVersion, CancellationToken stop = default)
     {
+        var pulled = await PullAsync(minVersion, stop);
+        pulled.CopyTo(destination, plan!.ParameterSlices);
+        return (pulled.Version, pulled.Bytes);
+    }
+
+    /// <summary>Every shard's current weights as the shards answered them, not copied anywhere yet.</summary>
+    private async Task<PulledWeights> PullAsync(long minVersion, CancellationToken stop = default)
+    {
         var jobSpec = spec!;
         var firsts = await Task.WhenAll(servers.Select(s => s.GetWeightsAsync(jobSpec, 0, minVersion))).WaitAsync(TimeSpan.FromSeconds(20), stop);
         var version = firsts[0].Version;
         var mixed = false;
         long bytes = 0;
+        var shards = new WeightsChunk[servers.Length][];
         for (var p = 0; p < servers.Length; p++)
         {
-            var slice = plan!.ParameterSlices[p];
-            var chunks = new List<WeightsChunk> { firsts[p] };
-            for (var c = 1; c < firsts[p].Chunks; c++)
+            var chunks = new WeightsChunk[firsts[p].Chunks];
+            chunks[0] = firsts[p];
+            for (var c = 1; c < chunks.Length; c++)
             {
-                chunks.Add(await servers[p].GetWeightsAsync(jobSpec, c, minVersion));
+                chunks[c] = await servers[p].GetWeightsAsync(jobSpec, c, minVersion);
             }
 
             foreach (var chunk in chunks)
@@ -933,13 +943,75 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
                     mixed = true;
                 }
 
-                chunk.CopyTo(destination.AsSpan(slice.Start + chunk.Offset, chunk.Count));
                 bytes += chunk.ByteCount;
             }
+
+            shards[p] = chunks;
         }
 
         // A mixed set is reported as its lowest version, which is below the step asked for: the caller reports it stale.
-        return (mixed && minVersion >= 0 ? Math.Min(version, minVersion - 1) : version, bytes);
+        return new PulledWeights(mixed && minVersion >= 0 ? Math.Min(version, minVersion - 1) : version, bytes, shards);
+    }
+
+    /// <summary>The weights buffer into the model; returns the checksum of each shard's slice of it.</summary>
+    private ulong[] LoadWeights()
+    {
+        vector!.Load(model!, weights);
+        return plan!.ParameterSlices.Select(slice => WeightsChecksum.Of(weights.AsSpan(slice.Start, slice.Count))).ToArray();
+    }
+
+    /// <summary>
+    /// The pulled weights straight into the model, segment by segment, each hashed while it is in cache; returns the
+    /// checksum of each shard's slice (what <see cref="LoadWeights"/> gives for the same values).
+    /// </summary>
+    private ulong[] LoadPulled(PulledWeights pulled)
+    {
+        var writer = vector!.Writer(model!);
+        var hash = new XxHash3();
+        var sums = new ulong[pulled.Shards.Length];
+        for (var p = 0; p < pulled.Shards.Length; p++)
+        {
+            hash.Reset();
+            foreach (var chunk in pulled.Shards[p])
+            {
+                var slice = plan!.ParameterSlices[p];
+                if (slice.Start + chunk.Offset != writer.Position || chunk.SliceLength != slice.Count)
+                {
+                    throw new InvalidOperationException($"worker {Index}: shard {p}'s weights chunk at {chunk.Offset} of {chunk.SliceLength} values does not continue the vector at {writer.Position} (its slice: {slice.Start}, {slice.Count} values)");
+                }
+
+                foreach (var segment in chunk.Segments)
+                {
+                    writer.Write(WireFormat.AsFloats(segment));
+                    hash.Append(segment);
+                }
+            }
+
+            sums[p] = WeightsChecksum.Of(hash);
+        }
+
+        if (writer.Position != vector.Length)
+        {
+            throw new InvalidOperationException($"worker {Index}: the shards' weights cover {writer.Position} of {vector.Length} values");
+        }
+
+        return sums;
+    }
+
+    /// <summary>One set of weights as the shards answered it: per shard, its chunks in order.</summary>
+    private sealed record PulledWeights(long Version, long Bytes, WeightsChunk[][] Shards)
+    {
+        /// <summary>Every shard's chunks into their places in <paramref name="destination"/>.</summary>
+        public void CopyTo(float[] destination, IReadOnlyList<ShardRange> slices)
+        {
+            for (var p = 0; p < Shards.Length; p++)
+            {
+                foreach (var chunk in Shards[p])
+                {
+                    chunk.CopyTo(destination.AsSpan(slices[p].Start + chunk.Offset, chunk.Count));
+                }
+            }
+        }
     }
 
     private sealed record LocalResult(Dictionary<TreeNode, float[]> Nodes, Dictionary<TreeNode, int> NodeSamples, double LossSum, int Correct, int Samples, ActivationCounts Counts);
@@ -953,7 +1025,6 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
     {
         var m = model!;
         var layout = vector!;
-        layout.Load(m, weights);
         var epoch = plan!.EpochOf(step);
         var batch = plan.BatchOf(step);
         var slots = plan.Slots(Index);
