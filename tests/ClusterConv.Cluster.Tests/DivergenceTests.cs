@@ -53,6 +53,33 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
         Assert.Single(fixture.Events(spec.JobId, ClusterTelemetry.Events.StepSkipped));
     }
 
+    [Fact]
+    public async Task A_short_compute_runs_in_the_grain_turn_and_the_one_after_a_long_compute_on_the_compute_thread()
+    {
+        const int Steps = 12;
+        var spec = TestClusters.Spec("div-compute-thread", workers: 2, steps: Steps) with { StatsEvery = 0, CheckpointEvery = 0 };
+        var threads = new ConcurrentDictionary<long, string?>();
+        for (var step = 0L; step < Steps; step++)
+        {
+            var at = step;
+            fixture.Faults.Gradient(spec.JobId, worker: 0, step, _ => threads[at] = Thread.CurrentThread.Name);
+        }
+
+        // Step 3's compute takes longer than a grain turn should be held (20 ms): step 4 goes to the compute thread.
+        fixture.Faults.Gradient(spec.JobId, worker: 0, step: 3, _ => Thread.Sleep(60));
+
+        var (status, _) = await fixture.RunAsync(spec);
+
+        Assert.Equal(JobPhase.Completed, status.Phase);
+        const string ComputeThread = "clusterconv-compute-0";
+        var onComputeThread = Enumerable.Range(0, Steps).Select(s => threads[s] == ComputeThread).ToArray();
+
+        // Step 0 (no compute time known yet) and step 4 on the compute thread; after warm-up, short steps in the turn.
+        Assert.True(onComputeThread[0]);
+        Assert.True(onComputeThread[4]);
+        Assert.Contains(false, onComputeThread[5..]);
+    }
+
     [Theory]
     [InlineData(0, 2L, 1L, 0L)]
     [InlineData(2, 4L, 3L, 2L)]
