@@ -12,11 +12,13 @@ public sealed class FreeModeFaultTests(ITestOutputHelper output)
     [InlineData(ConsistencyMode.Async)]
     public async Task A_free_mode_job_completes_when_a_silo_with_workers_is_killed(ConsistencyMode mode)
     {
-        // Rounds past 7 wait until the silo is dead: every worker is killed (or survives) inside the segment 5-10, not
-        // at its end, where a lost worker would have nothing left to do again.
+        // The kill comes once every worker has done round 5 (the job's step is the slowest worker's rounds), and rounds
+        // past 7 wait until the silo is dead: every worker is killed (or survives) with rounds of the segment 5-10
+        // behind it and before its end. At either boundary a lost worker would have nothing to do again (a kill at
+        // round 5 once landed while the job was starting the segment: restarts 0, recomputed 0).
         var spec = FreeSpec($"free-kill-{mode}", mode);
         var gate = new StepGate(spec.JobId, holdAfter: 7, pushes: true);
-        var status = await CompleteThroughAsync(3, spec, atStep: 5, async cluster =>
+        var status = await CompleteThroughAsync(3, spec, atStep: 6, async cluster =>
         {
             await cluster.KillSiloAsync(cluster.Silos[^1]);
             await TestClusters.WaitForActiveSilosAsync(cluster, 2, TimeSpan.FromSeconds(60));
