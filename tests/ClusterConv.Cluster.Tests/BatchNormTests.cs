@@ -8,7 +8,7 @@ namespace ClusterConv.Cluster.Tests;
 public sealed class BatchNormTests
 {
     /// <summary>A small CNN with BatchNormalization on an image (per channel) and on a vector (per unit); low momenta so 10 steps warm the moving statistics up.</summary>
-    private static readonly ModelSpec Model = new("bn-cnn", new SampleShape(1, 28, 28),
+    internal static readonly ModelSpec Model = new("bn-cnn", new SampleShape(1, 28, 28),
     [
         new Conv2DSpec("conv2d", 8, 3, 3),
         new BatchNormSpec("batch_normalization", Momentum: 0.5f),

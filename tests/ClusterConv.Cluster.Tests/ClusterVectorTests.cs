@@ -1,6 +1,5 @@
 using System.IO.Hashing;
 using ClusterConv.Engine;
-using ClusterConv.Engine.Layers;
 using ClusterConv.Engine.Specs;
 
 namespace ClusterConv.Cluster.Tests;
@@ -9,14 +8,7 @@ namespace ClusterConv.Cluster.Tests;
 public sealed class ClusterVectorTests
 {
     // Trainable parameters, then BatchNormalization's moving statistics: both parts of the vector.
-    private static readonly ModelSpec Model = new("bn-small", new SampleShape(1, 8, 8),
-    [
-        new Conv2DSpec("conv2d", 4, 3, 3),
-        new BatchNormSpec("batch_normalization", Momentum: 0.9f),
-        new ActivationSpec("activation", Activation.Relu),
-        new FlattenSpec("flatten"),
-        new DenseSpec("dense", 10),
-    ]);
+    private static readonly ModelSpec Model = BatchNormTests.Model;
 
     [Fact]
     public void A_vector_written_in_uneven_runs_fills_the_model_as_loading_it_whole_does()
