@@ -11,4 +11,10 @@ internal interface IWorkerFaults
 
     /// <summary>After the worker's gradient of <paramref name="step"/> is reduced (one array per tree node), before it is pushed.</summary>
     void OnGradient(string job, int worker, long step, IReadOnlyList<float[]> nodes);
+
+    /// <summary>
+    /// The longest last compute (seconds) after which a bsp worker of <paramref name="job"/> computes in its grain turn;
+    /// a test raises <paramref name="standard"/> so that an ordinary step on a loaded machine stays under it.
+    /// </summary>
+    double InTurnComputeSeconds(string job, double standard) => standard;
 }

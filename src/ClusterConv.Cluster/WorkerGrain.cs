@@ -213,7 +213,8 @@ public sealed class WorkerGrain : Grain, IWorkerGrain, IDisposable
 
             // A short compute runs in this turn: the hand-offs to the compute thread and back cost about 0.1 ms a step.
             // A long one runs on the compute thread, so it never holds a scheduler thread (one per core) for long.
-            var (local, filters, checks, check) = lastComputeSeconds <= InTurnComputeSeconds ? work() : await pool!.RunAsync(work);
+            var inTurn = lastComputeSeconds <= (faults?.InTurnComputeSeconds(order.Spec.JobId, InTurnComputeSeconds) ?? InTurnComputeSeconds);
+            var (local, filters, checks, check) = inTurn ? work() : await pool!.RunAsync(work);
             var seconds = clock.Elapsed.TotalSeconds;
             lastComputeSeconds = seconds;
             var workerTags = WorkerTags();
