@@ -205,6 +205,11 @@ public static class ClusterHosting
                 o.ServiceId = options.ServiceId;
             });
             silo.UseRedisClustering(o => o.ConfigurationOptions = RedisConfiguration(redis, options.RedisTrustedRoots));
+
+            // Where each grain lives, kept in Redis too. Orleans' default in-cluster directory deactivates the grains whose
+            // entries a leaving silo held, wherever they run: a job grain on a surviving silo then restarted from its
+            // checkpoint when another silo stopped (SIGTERM) or died. An external directory loses only the leaving silo's own.
+            silo.UseRedisGrainDirectoryAsDefault(o => o.ConfigurationOptions = RedisConfiguration(redis, options.RedisTrustedRoots));
             silo.AddRedisGrainStorage(ParameterServerGrain.StorageName, builder => builder.Configure<Serializer>((o, serializer) =>
             {
                 o.ConfigurationOptions = RedisConfiguration(redis, options.RedisTrustedRoots);
