@@ -41,6 +41,12 @@ public sealed class ParameterServerState
     [Id(3)] public byte[] Weights { get; set; } = [];
 
     [Id(4)] public byte[] OptimizerState { get; set; } = [];
+
+    /// <summary>
+    /// Hand-over only (bsp): the weights of version Step − 1 as served, so that a step recomputed after the hand-over
+    /// starts from the weights it started from before. Empty in checkpoints.
+    /// </summary>
+    [Id(5)] public byte[][] PriorSegments { get; set; } = [];
 }
 
 /// <summary>
@@ -120,18 +126,20 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
     {
         if (spec is not null && version > 0)
         {
-            handover.State = Capture(spec);
+            handover.State = Capture(spec, withPrior: true);
             await handover.WriteStateAsync(cancellationToken);
         }
     }
 
-    private ParameterServerState Capture(JobSpec jobSpec) => new()
+    private ParameterServerState Capture(JobSpec jobSpec, bool withPrior = false) => new()
     {
         JobId = jobSpec.JobId,
         Step = version,
         SliceStart = slice.Start,
         Weights = WireFormat.ToBytes(weights),
         OptimizerState = WireFormat.ToBytes(state),
+        // Copies: these segments are written over once they are two versions old.
+        PriorSegments = withPrior && prior is not null ? prior.Select(segment => segment.ToArray()).ToArray() : [],
     };
 
     private int ShardIndex => (int)this.GetPrimaryKeyLong(out _);
@@ -659,7 +667,9 @@ public sealed class ParameterServerGrain : Grain, IParameterServerGrain
         appliedOrder.Clear();
         snapshot = null;
         servedChecksum = null;
-        prior = null;
+        // Without the version before, a step recomputed after a hand-over (a worker on the stopping silo whose report
+        // was lost) would get this version's weights, be taken for stale and roll the whole job back to its checkpoint.
+        prior = saved.PriorSegments.Length > 0 ? saved.PriorSegments : null;
         lastApplied = null;
         SignalVersion();
     }

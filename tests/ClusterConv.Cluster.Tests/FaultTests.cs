@@ -208,11 +208,48 @@ public sealed class FaultTests
             TestClusters.Delete(directory);
         }
 
-        static float[] ToFloats(WeightsChunk chunk)
+    }
+
+    [Fact]
+    public async Task A_shard_handed_over_after_applying_a_step_still_serves_the_weights_that_step_started_from()
+    {
+        // A worker on a stopping silo can push its part of step s, the shard apply it and hand over, and the worker's
+        // report be lost: the job has that worker compute step s again, from the weights of version s on every shard.
+        var (cluster, directory) = await TestClusters.StartAsync(1);
+        try
         {
-            var values = new float[chunk.Count];
-            chunk.CopyTo(values);
-            return values;
+            var spec = TestClusters.Spec("handover-prior", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
+            var shard = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
+            Assert.Equal(0, await shard.InitializeAsync(spec, fresh: true));
+            var start = await shard.GetWeightsAsync(spec, 0, 0);
+            var gradient = Enumerable.Range(0, start.SliceLength).Select(i => ((i % 5) - 2) * 1e-2f).ToArray();
+            Assert.True((await shard.PushAsync(spec, new GradientChunk(0, 0, spec.MicroBatches, 0, start.SliceLength, GradientCompression.None, WireFormat.ToBytes(gradient), 32))).Applied!.Applied);
+            var applied = ToFloats(await shard.GetWeightsAsync(spec, 0, 1));
+
+            // Every idle activation is deactivated; the shard writes its hand-over state, and the next call activates it anew.
+            await cluster.Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+
+            var report = await shard.ApplyAsync(new ApplyOrder(spec, 0, false, false, 32));
+            Assert.True(report.HandedOver, "the shard was not deactivated and handed over");
+            Assert.Equal(1, report.Version);
+            var recomputed = await shard.GetWeightsAsync(spec, 0, 0);
+            Assert.Equal(0, recomputed.Version);
+            Assert.Equal(ToFloats(start), ToFloats(recomputed));
+            var current = await shard.GetWeightsAsync(spec, 0, 1);
+            Assert.Equal(1, current.Version);
+            Assert.Equal(applied, ToFloats(current));
         }
+        finally
+        {
+            await cluster.DisposeAsync();
+            TestClusters.Delete(directory);
+        }
+    }
+
+    private static float[] ToFloats(WeightsChunk chunk)
+    {
+        var values = new float[chunk.Count];
+        chunk.CopyTo(values);
+        return values;
     }
 }
