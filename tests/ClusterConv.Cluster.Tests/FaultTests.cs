@@ -1,3 +1,5 @@
+using Orleans.TestingHost;
+
 namespace ClusterConv.Cluster.Tests;
 
 public sealed class FaultTests
@@ -180,17 +182,14 @@ public sealed class FaultTests
         var (cluster, directory) = await TestClusters.StartAsync(1);
         try
         {
-            var spec = TestClusters.Spec("reused-segments", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
-            var shard = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
-            Assert.Equal(0, await shard.InitializeAsync(spec, fresh: true));
+            var (spec, shard) = await SingleShardAsync(cluster, "reused-segments");
             for (var step = 0; step < 6; step++)
             {
                 var current = await shard.GetWeightsAsync(spec, 0, step);
                 Assert.Equal(step, current.Version);
                 var served = ToFloats(current);
                 var gradient = Enumerable.Range(0, current.SliceLength).Select(i => (((i + step) % 5) - 2) * 1e-2f).ToArray();
-                var push = await shard.PushAsync(spec, new GradientChunk(step, 0, spec.MicroBatches, 0, current.SliceLength, GradientCompression.None, WireFormat.ToBytes(gradient), 32));
-                Assert.True(push.Applied!.Applied);
+                Assert.True((await PushWholeAsync(shard, spec, step, gradient)).Applied!.Applied);
 
                 // The new version first (its bytes go into reused segments), then the version before (what a
                 // recomputed step starts from): still exactly what was served for it.
@@ -218,12 +217,10 @@ public sealed class FaultTests
         var (cluster, directory) = await TestClusters.StartAsync(1);
         try
         {
-            var spec = TestClusters.Spec("handover-prior", workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
-            var shard = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
-            Assert.Equal(0, await shard.InitializeAsync(spec, fresh: true));
+            var (spec, shard) = await SingleShardAsync(cluster, "handover-prior");
             var start = await shard.GetWeightsAsync(spec, 0, 0);
             var gradient = Enumerable.Range(0, start.SliceLength).Select(i => ((i % 5) - 2) * 1e-2f).ToArray();
-            Assert.True((await shard.PushAsync(spec, new GradientChunk(0, 0, spec.MicroBatches, 0, start.SliceLength, GradientCompression.None, WireFormat.ToBytes(gradient), 32))).Applied!.Applied);
+            Assert.True((await PushWholeAsync(shard, spec, 0, gradient)).Applied!.Applied);
             var applied = ToFloats(await shard.GetWeightsAsync(spec, 0, 1));
 
             // Every idle activation is deactivated; the shard writes its hand-over state, and the next call activates it anew.
@@ -245,6 +242,19 @@ public sealed class FaultTests
             TestClusters.Delete(directory);
         }
     }
+
+    /// <summary>A job's only parameter-server shard, initialized fresh (version 0).</summary>
+    private static async Task<(JobSpec Spec, IParameterServerGrain Shard)> SingleShardAsync(InProcessTestCluster cluster, string jobId)
+    {
+        var spec = TestClusters.Spec(jobId, workers: 1) with { PsShards = 1, ScheduleSteps = 10 };
+        var shard = cluster.Client.GetGrain<IParameterServerGrain>(0, spec.JobId);
+        Assert.Equal(0, await shard.InitializeAsync(spec, fresh: true));
+        return (spec, shard);
+    }
+
+    /// <summary>Step <paramref name="step"/>'s whole gradient as one push (the root of the tree over every micro-batch).</summary>
+    private static Task<PushResult> PushWholeAsync(IParameterServerGrain shard, JobSpec spec, long step, float[] gradient) =>
+        shard.PushAsync(spec, new GradientChunk(step, 0, spec.MicroBatches, 0, gradient.Length, GradientCompression.None, WireFormat.ToBytes(gradient), 32));
 
     private static float[] ToFloats(WeightsChunk chunk)
     {
