@@ -287,6 +287,14 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
             var job = Cluster.Client.GetGrain<IJobGrain>(spec.JobId);
             await job.StartAsync(spec);
             var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120));
+
+            // The job's span ends after its status reads finished: wait for it, so that its events can be read.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (!spans.Any(s => s.OperationName == ClusterTelemetry.Spans.Job && s.GetTagItem(ClusterTelemetry.Attributes.Job) as string == spec.JobId) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+
             return (status, (await job.GetEventsAsync(string.Empty, -1)).Events);
         }
 

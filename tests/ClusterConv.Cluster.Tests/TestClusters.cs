@@ -20,6 +20,7 @@ public static class TestClusters
             if (gate is not null)
             {
                 silo.AddIncomingGrainCallFilter(gate.InvokeAsync);
+                silo.AddOutgoingGrainCallFilter(gate.SendAsync);
             }
 
             if (fastFailureDetection)
@@ -164,7 +165,7 @@ public static class TestClusters
 /// Holds one job's step orders past <see cref="HoldAfter"/> at the worker's door until <see cref="Open"/>: a test can
 /// act on the job at a known step (cancel it after a checkpoint) however fast the machine runs it. With
 /// <paramref name="pushes"/>, gradient pushes of later steps (ssp and async rounds, which the workers run without
-/// orders) are held at the parameter server's door instead.
+/// orders) are held instead, as the worker sends them.
 /// </summary>
 public sealed class StepGate(string jobId, long holdAfter, bool pushes = false)
 {
@@ -178,9 +179,25 @@ public sealed class StepGate(string jobId, long holdAfter, bool pushes = false)
 
     public void Open() => opened.TrySetResult();
 
+    /// <summary>Orders wait at the worker's door.</summary>
     internal async Task InvokeAsync(IIncomingGrainCallContext context)
     {
-        if (!opened.Task.IsCompleted && (pushes ? IsLatePush(context) : IsLateOrder(context)))
+        if (!pushes && !opened.Task.IsCompleted && IsLateOrder(context))
+        {
+            Interlocked.Increment(ref held);
+            await opened.Task;
+        }
+
+        await context.Invoke();
+    }
+
+    /// <summary>
+    /// Pushes wait at the sending worker, not at the shard: held there they would hold the shard's turn, and in async
+    /// mode (no bound on how far a worker runs ahead) the slower workers' earlier pushes would wait behind them for good.
+    /// </summary>
+    internal async Task SendAsync(IOutgoingGrainCallContext context)
+    {
+        if (pushes && !opened.Task.IsCompleted && IsLatePush(context))
         {
             Interlocked.Increment(ref held);
             await opened.Task;
@@ -195,7 +212,7 @@ public sealed class StepGate(string jobId, long holdAfter, bool pushes = false)
         && order.Spec.JobId == jobId
         && order.Step > holdAfter;
 
-    private bool IsLatePush(IIncomingGrainCallContext context) =>
+    private bool IsLatePush(IGrainCallContext context) =>
         context.InterfaceMethod?.Name == nameof(IParameterServerGrain.PushAsync)
         && context.Request.GetArgument(0) is JobSpec spec
         && spec.JobId == jobId
