@@ -54,8 +54,19 @@ public sealed class TelemetryFixture : IAsyncLifetime
         var job = Cluster.Client.GetGrain<IJobGrain>(spec.JobId);
         await job.StartAsync(spec);
         var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120));
+        await WaitForJobSpanAsync(spec.JobId);
         var events = (await job.GetEventsAsync(string.Empty, -1)).Events;
         return (status, events);
+    }
+
+    /// <summary>The job's span ends just after its status reads finished: waits (up to 10 s) until it has been exported.</summary>
+    public async Task WaitForJobSpanAsync(string jobId)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!Spans(jobId).Any(s => s.OperationName == ClusterTelemetry.Spans.Job) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>Runs the job, which must complete, and returns its spans.</summary>

@@ -299,6 +299,7 @@ public sealed class TelemetryTests(TelemetryFixture fixture, ITestOutputHelper o
                 gate.Open();
             });
 
+            await fixture.WaitForJobSpanAsync(spec.JobId);
             output.WriteLine($"{status.Phase} at {status.Step}: restarts {status.Restarts}, recomputed {status.StepsRecomputed}, error {status.Error}");
             Assert.True(killed, "the job ended before a silo was killed");
             Assert.Equal(JobPhase.Completed, status.Phase);
