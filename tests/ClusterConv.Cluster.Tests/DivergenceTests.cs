@@ -248,6 +248,7 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
     public sealed class Fixture : IAsyncLifetime
     {
         private readonly ConcurrentQueue<Activity> spans = new();
+        private readonly JobSpanEnds spanEnds = new();
         private ActivityListener? listener;
         private string directory = string.Empty;
 
@@ -261,7 +262,11 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
             {
                 ShouldListenTo = source => source.Name == ClusterTelemetry.Name,
                 Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-                ActivityStopped = spans.Enqueue,
+                ActivityStopped = span =>
+                {
+                    spans.Enqueue(span);
+                    spanEnds.Observe(span);
+                },
             };
             ActivitySource.AddActivityListener(listener);
             directory = Path.Combine(Path.GetTempPath(), $"clusterconv-test-{Guid.NewGuid():N}");
@@ -288,13 +293,7 @@ public sealed class DivergenceTests : IClassFixture<DivergenceTests.Fixture>
             await job.StartAsync(spec);
             var status = await TestClusters.WaitAsync(job, TimeSpan.FromSeconds(120));
 
-            // The job's span ends after its status reads finished: wait for it, so that its events can be read.
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-            while (!spans.Any(s => s.OperationName == ClusterTelemetry.Spans.Job && s.GetTagItem(ClusterTelemetry.Attributes.Job) as string == spec.JobId) && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-
+            await spanEnds.WaitAsync(spec.JobId);
             return (status, (await job.GetEventsAsync(string.Empty, -1)).Events);
         }
 

@@ -18,6 +18,7 @@ public sealed class TelemetryFixture : IAsyncLifetime
 {
     private readonly List<MetricSnapshot> metrics = [];
     private readonly LockedList<Activity> spans = new();
+    private readonly JobSpanEnds spanEnds = new();
     private MeterProvider? meterProvider;
     private TracerProvider? tracerProvider;
     private string directory = string.Empty;
@@ -35,7 +36,7 @@ public sealed class TelemetryFixture : IAsyncLifetime
         tracerProvider = Sdk.CreateTracerProviderBuilder()
             .AddSource(ClusterTelemetry.Name, "Microsoft.Orleans.Application")
             .SetSampler(new AlwaysOnSampler())
-            .AddProcessor(new OwnSpansOnly(new SimpleActivityExportProcessor(new InMemoryExporter<Activity>(spans))))
+            .AddProcessor(new OwnSpansOnly(new SimpleActivityExportProcessor(new InMemoryExporter<Activity>(spans)), spanEnds))
             .Build();
         (Cluster, directory) = await TestClusters.StartAsync(2);
     }
@@ -59,15 +60,8 @@ public sealed class TelemetryFixture : IAsyncLifetime
         return (status, events);
     }
 
-    /// <summary>The job's span ends just after its status reads finished: waits (up to 10 s) until it has been exported.</summary>
-    public async Task WaitForJobSpanAsync(string jobId)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!Spans(jobId).Any(s => s.OperationName == ClusterTelemetry.Spans.Job) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>Until job <paramref name="jobId"/>'s span has been exported (it ends just after the status reads finished).</summary>
+    public Task WaitForJobSpanAsync(string jobId) => spanEnds.WaitAsync(jobId);
 
     /// <summary>Runs the job, which must complete, and returns its spans.</summary>
     public async Task<IReadOnlyList<Activity>> RunToSpansAsync(JobSpec spec)
@@ -114,13 +108,14 @@ public sealed class TelemetryFixture : IAsyncLifetime
     }
 
     /// <summary>Exports ClusterConv's spans only: Orleans' call spans are sampled (so context flows) but not kept.</summary>
-    private sealed class OwnSpansOnly(BaseProcessor<Activity> inner) : BaseProcessor<Activity>
+    private sealed class OwnSpansOnly(BaseProcessor<Activity> inner, JobSpanEnds ends) : BaseProcessor<Activity>
     {
         public override void OnEnd(Activity data)
         {
             if (data.Source.Name == ClusterTelemetry.Name)
             {
                 inner.OnEnd(data);
+                ends.Observe(data);
             }
         }
 
